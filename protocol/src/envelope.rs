@@ -1,0 +1,630 @@
+//! The command envelope: what travels on `cmd/<device>/req` and `cmd/<device>/resp`.
+//!
+//! Two encodings share the topics:
+//! - **JSON envelope** (this crate's own): a [`Request`] carries a transaction id ([`Tid`]), the
+//!   issuer, a per-issuer sequence number, the command and its arguments, when it was issued and how
+//!   long it lives. A [`Response`] echoes the TID, names the device, and carries the [`Outcome`], a
+//!   result, an error message and the device's [`DeviceState`].
+//! - **Plain text** (the pattern document's samples): the request is a bare command such as
+//!   `light: on`; the answer is `SUCCESS: command ran successfully from payload: b'light: on'` or
+//!   `FAILURE: command did not run successfully from payload: b'...'`, the payload printed as Python
+//!   prints a `bytes` object.
+//!
+//! A payload whose first non-blank byte is `{` is JSON and must be a valid envelope; anything else is
+//! text. Nothing larger than [`MAX_PAYLOAD`] is parsed.
+
+use core::fmt;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::DecodeError;
+use crate::time::Timestamp;
+use crate::topic::{DeviceId, GroupId, IssuerId};
+
+/// Largest payload accepted on a command topic, in bytes.
+pub const MAX_PAYLOAD: usize = 64 * 1024;
+
+/// The envelope version this crate writes and reads.
+pub const VERSION: u8 = 1;
+
+/// A transaction id: a UUID, the same for every retransmission of one command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Tid(Uuid);
+
+impl Tid {
+    /// A random (version 4) TID drawn from the caller's random source.
+    pub fn random(rng: &mut fastrand::Rng) -> Tid {
+        let bytes = rng.u128(..).to_le_bytes();
+        Tid(uuid::Builder::from_random_bytes(bytes).into_uuid())
+    }
+
+    /// Parses the hyphenated text form.
+    pub fn parse(s: &str) -> Option<Tid> {
+        Uuid::try_parse(s).ok().map(Tid)
+    }
+
+    /// The 16 bytes, as sent in MQTT 5 Correlation Data.
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        self.0.as_bytes()
+    }
+
+    /// From MQTT 5 Correlation Data.
+    pub fn from_slice(b: &[u8]) -> Option<Tid> {
+        Uuid::from_slice(b).ok().map(Tid)
+    }
+}
+
+impl fmt::Display for Tid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0.hyphenated(), f)
+    }
+}
+
+/// A command request in the JSON envelope.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    /// Envelope version, always [`VERSION`].
+    pub v: u8,
+    /// Transaction id, unchanged across retransmissions.
+    pub tid: Tid,
+    /// Who sent it.
+    pub issuer: IssuerId,
+    /// Grows by one with every new command of this issuer; a device rejects one that goes backwards.
+    pub seq: u64,
+    /// Command name, e.g. `light`.
+    pub cmd: String,
+    /// Command arguments (a JSON object, or null).
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub args: serde_json::Value,
+    /// When the issuer created the command, on its clock.
+    pub issued_at: Timestamp,
+    /// How long the command stays valid after `issued_at`, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_ms: Option<u64>,
+    /// The group this request was fanned out to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<GroupId>,
+}
+
+impl Request {
+    /// The instant after which a device must not execute the command.
+    pub fn expires_at(&self) -> Option<Timestamp> {
+        self.ttl_ms
+            .map(|ttl| self.issued_at + core::time::Duration::from_millis(ttl))
+    }
+
+    /// JSON bytes for the wire.
+    pub fn encode(&self) -> Vec<u8> {
+        // Serialising this struct cannot fail: every field is plain data with string keys.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// Why a device refused a command without running it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Rejection {
+    /// The issuer's sequence number went backwards: the command is stale.
+    OutOfOrder {
+        /// Highest sequence number already accepted from this issuer.
+        last_seq: u64,
+        /// The sequence number received.
+        got_seq: u64,
+    },
+    /// A step of an ordered sequence came at the wrong time.
+    SequenceViolation {
+        /// The sequence, e.g. `firmware`.
+        sequence: String,
+        /// The step that may run now (`None` while another step of the sequence is running).
+        expected: Option<String>,
+        /// The step received.
+        got: String,
+    },
+    /// The command's time to live ran out before it reached the device.
+    Expired {
+        /// When it expired.
+        expired_at: Timestamp,
+    },
+    /// The device does not know this command.
+    UnknownCommand {
+        /// The command name received.
+        command: String,
+    },
+    /// The arguments do not fit the command.
+    InvalidArguments {
+        /// What is wrong with them.
+        detail: String,
+    },
+    /// The payload was not a command at all.
+    Malformed {
+        /// What is wrong with it.
+        detail: String,
+    },
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rejection::OutOfOrder { last_seq, got_seq } => write!(
+                f,
+                "out of order: sequence number {got_seq} is not after {last_seq}"
+            ),
+            Rejection::SequenceViolation {
+                sequence,
+                expected: Some(e),
+                got,
+            } => write!(f, "{sequence}: expected step {e}, got {got}"),
+            Rejection::SequenceViolation {
+                sequence,
+                expected: None,
+                got,
+            } => write!(f, "{sequence}: {got} arrived while another step is running"),
+            Rejection::Expired { expired_at } => write!(f, "expired at {expired_at}"),
+            Rejection::UnknownCommand { command } => write!(f, "unknown command {command:?}"),
+            Rejection::InvalidArguments { detail } => write!(f, "invalid arguments: {detail}"),
+            Rejection::Malformed { detail } => write!(f, "malformed command: {detail}"),
+        }
+    }
+}
+
+/// What became of a command on the device.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// It ran and did what was asked.
+    Succeeded,
+    /// It ran and failed; `error` says why.
+    Failed,
+    /// It did not run; `reason` says why.
+    Rejected {
+        /// Why.
+        reason: Rejection,
+    },
+    /// It started but the device stopped (restart, power loss, crash) before it finished.
+    Interrupted,
+}
+
+impl Outcome {
+    /// A short label: `succeeded`, `failed`, `rejected`, `interrupted`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Succeeded => "succeeded",
+            Outcome::Failed => "failed",
+            Outcome::Rejected { .. } => "rejected",
+            Outcome::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// Where a device stands in one ordered sequence.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SequencePosition {
+    /// The last step completed, `None` when the sequence is idle.
+    pub done: Option<String>,
+    /// The step that may run next, `None` when only the first step may run.
+    pub next: Option<String>,
+}
+
+/// A device's saved configuration: what it applies when it (re)starts.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Telemetry period after a restart, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telemetry_interval_ms: Option<u64>,
+    /// Whether the light is on after a restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub light_on_boot: Option<bool>,
+    /// A human label for the device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+}
+
+/// What a device reports about itself, with every response and in its retained status.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceState {
+    /// The light.
+    pub light: bool,
+    /// The LED.
+    pub led: bool,
+    /// Current telemetry period, in milliseconds.
+    pub telemetry_interval_ms: u64,
+    /// Configuration in effect since the last start.
+    pub config: Config,
+    /// Configuration saved for the next start, if it differs from `config`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_config: Option<Config>,
+    /// Firmware version running.
+    #[serde(default)]
+    pub firmware: String,
+    /// Progress in each ordered sequence, by sequence name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sequences: BTreeMap<String, SequencePosition>,
+    /// How many times the device has started.
+    #[serde(default)]
+    pub boots: u64,
+}
+
+/// A command response in the JSON envelope.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    /// Envelope version, always [`VERSION`].
+    pub v: u8,
+    /// The TID of the request this answers.
+    pub tid: Tid,
+    /// The device answering.
+    pub device: DeviceId,
+    /// The command name, echoed.
+    pub cmd: String,
+    /// What happened.
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    /// What the command produced (e.g. log lines, a state report).
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub result: serde_json::Value,
+    /// A message for a person when it failed or was rejected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The device's state after handling the command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<DeviceState>,
+}
+
+impl Response {
+    /// A response with no result, error or state yet.
+    pub fn new(tid: Tid, device: DeviceId, cmd: impl Into<String>, outcome: Outcome) -> Self {
+        let error = match &outcome {
+            Outcome::Rejected { reason } => Some(reason.to_string()),
+            Outcome::Interrupted => {
+                Some("the device stopped before the command finished".to_owned())
+            }
+            _ => None,
+        };
+        Response {
+            v: VERSION,
+            tid,
+            device,
+            cmd: cmd.into(),
+            outcome,
+            result: serde_json::Value::Null,
+            error,
+            state: None,
+        }
+    }
+
+    /// JSON bytes for the wire.
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// A device's retained presence message on `status/<device>`.
+///
+/// The device publishes it (retained) with `online: true` when it connects and whenever its state
+/// changes; its Last Will publishes it (retained) with `online: false`. An empty retained payload
+/// means the device was removed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// Envelope version, always [`VERSION`].
+    pub v: u8,
+    /// The device.
+    pub device: DeviceId,
+    /// Whether it is connected.
+    pub online: bool,
+    /// The groups whose fan-out topics it subscribes to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupId>,
+    /// The command names it understands.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capabilities: Vec<String>,
+    /// Its current state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<DeviceState>,
+}
+
+impl Status {
+    /// The message a device's Last Will carries.
+    pub fn offline(device: DeviceId) -> Status {
+        Status {
+            v: VERSION,
+            device,
+            online: false,
+            groups: Vec::new(),
+            capabilities: Vec::new(),
+            state: None,
+        }
+    }
+
+    /// JSON bytes for the wire.
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// Decodes a retained status message; `Ok(None)` for an empty payload (device removed).
+pub fn decode_status(bytes: &[u8]) -> Result<Option<Status>, DecodeError> {
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    check_size(bytes)?;
+    decode_json(bytes).map(Some)
+}
+
+/// A request as it arrived on a device's request topic.
+#[derive(Clone, Debug, PartialEq)]
+pub enum IncomingRequest {
+    /// A JSON envelope.
+    Envelope(Request),
+    /// A bare text command (the pattern document's form); the raw bytes as received.
+    Text(Vec<u8>),
+}
+
+/// A response as it arrived on a response topic.
+#[derive(Clone, Debug, PartialEq)]
+#[allow(clippy::large_enum_variant)] // short-lived, moved once: boxing buys nothing
+pub enum IncomingResponse {
+    /// A JSON envelope.
+    Envelope(Response),
+    /// A text answer (`SUCCESS: ...` / `FAILURE: ...`), which carries no TID.
+    Text(TextResponse),
+}
+
+/// A parsed text answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TextResponse {
+    /// `true` for `SUCCESS:`.
+    pub success: bool,
+    /// The whole text.
+    pub text: String,
+}
+
+fn check_size(bytes: &[u8]) -> Result<(), DecodeError> {
+    if bytes.len() > MAX_PAYLOAD {
+        return Err(DecodeError::TooLarge {
+            len: bytes.len(),
+            max: MAX_PAYLOAD,
+        });
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(DecodeError::Empty);
+    }
+    Ok(())
+}
+
+fn looks_like_json(bytes: &[u8]) -> bool {
+    bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+}
+
+fn decode_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
+    #[derive(Deserialize)]
+    struct Version {
+        v: Option<u64>,
+    }
+    let version: Version = serde_json::from_slice(bytes).map_err(|e| DecodeError::Malformed {
+        detail: e.to_string(),
+    })?;
+    match version.v {
+        Some(1) => {}
+        Some(v) => return Err(DecodeError::UnsupportedVersion { version: v }),
+        None => {
+            return Err(DecodeError::Malformed {
+                detail: "missing field `v`".to_owned(),
+            })
+        }
+    }
+    serde_json::from_slice(bytes).map_err(|e| DecodeError::Malformed {
+        detail: e.to_string(),
+    })
+}
+
+/// Decodes what arrived on a request topic.
+pub fn decode_request(bytes: &[u8]) -> Result<IncomingRequest, DecodeError> {
+    check_size(bytes)?;
+    if looks_like_json(bytes) {
+        decode_json(bytes).map(IncomingRequest::Envelope)
+    } else {
+        Ok(IncomingRequest::Text(bytes.to_vec()))
+    }
+}
+
+/// Decodes what arrived on a response topic.
+pub fn decode_response(bytes: &[u8]) -> Result<IncomingResponse, DecodeError> {
+    check_size(bytes)?;
+    if looks_like_json(bytes) {
+        return decode_json(bytes).map(IncomingResponse::Envelope);
+    }
+    let text = String::from_utf8_lossy(bytes).into_owned();
+    let success = if text.starts_with(TEXT_SUCCESS) {
+        true
+    } else if text.starts_with(TEXT_FAILURE) {
+        false
+    } else {
+        let text = text.chars().take(80).collect();
+        return Err(DecodeError::UnrecognisedText { text });
+    };
+    Ok(IncomingResponse::Text(TextResponse { success, text }))
+}
+
+const TEXT_SUCCESS: &str = "SUCCESS:";
+const TEXT_FAILURE: &str = "FAILURE:";
+
+/// The pattern document's text answer for a text command `payload`.
+pub fn text_response(success: bool, payload: &[u8]) -> String {
+    let repr = python_bytes_repr(payload);
+    if success {
+        format!("{TEXT_SUCCESS} command ran successfully from payload: {repr}")
+    } else {
+        format!("{TEXT_FAILURE} command did not run successfully from payload: {repr}")
+    }
+}
+
+/// `repr(bytes)` as CPython prints it: `b'light: on'`.
+///
+/// Single quotes unless the bytes hold a `'` and no `"`; `\\`, the quote, `\t`, `\n`, `\r` escaped;
+/// other bytes outside printable ASCII as `\xNN`.
+pub fn python_bytes_repr(bytes: &[u8]) -> String {
+    let quote = if bytes.contains(&b'\'') && !bytes.contains(&b'"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(bytes.len() + 3);
+    out.push('b');
+    out.push(quote);
+    for &b in bytes {
+        match b {
+            b'\\' => out.push_str("\\\\"),
+            b'\t' => out.push_str("\\t"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            _ if b as char == quote => {
+                out.push('\\');
+                out.push(quote);
+            }
+            0x20..=0x7e => out.push(b as char),
+            _ => out.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    out.push(quote);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_family = "wasm")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    fn sample_request() -> Request {
+        Request {
+            v: VERSION,
+            tid: Tid::random(&mut fastrand::Rng::with_seed(1)),
+            issuer: IssuerId::new("panel-1").expect("valid"),
+            seq: 7,
+            cmd: "light".into(),
+            args: serde_json::json!({"on": true}),
+            issued_at: Timestamp::from_millis(1_700_000_000_000),
+            ttl_ms: Some(30_000),
+            group: None,
+        }
+    }
+
+    #[test]
+    fn request_round_trips() {
+        let r = sample_request();
+        match decode_request(&r.encode()) {
+            Ok(IncomingRequest::Envelope(back)) => assert_eq!(back, r),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            r.expires_at(),
+            Some(Timestamp::from_millis(1_700_000_030_000))
+        );
+    }
+
+    #[test]
+    fn response_round_trips_with_rejection() {
+        let mut resp = Response::new(
+            sample_request().tid,
+            DeviceId::new("device1").expect("valid"),
+            "firmware_activate",
+            Outcome::Rejected {
+                reason: Rejection::SequenceViolation {
+                    sequence: "firmware".into(),
+                    expected: Some("firmware_verify".into()),
+                    got: "firmware_activate".into(),
+                },
+            },
+        );
+        resp.state = Some(DeviceState::default());
+        let bytes = resp.encode();
+        let text = String::from_utf8(bytes.clone()).expect("utf8");
+        assert!(text.contains(r#""outcome":"rejected""#), "{text}");
+        assert!(text.contains(r#""kind":"sequence_violation""#), "{text}");
+        match decode_response(&bytes) {
+            Ok(IncomingResponse::Envelope(back)) => assert_eq!(back, resp),
+            other => panic!("{other:?}"),
+        }
+        assert!(resp
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("expected step firmware_verify")));
+    }
+
+    #[test]
+    fn text_is_text_and_json_must_be_valid() {
+        assert_eq!(
+            decode_request(b"light: on"),
+            Ok(IncomingRequest::Text(b"light: on".to_vec()))
+        );
+        assert!(matches!(
+            decode_request(b"  {\"v\":1"),
+            Err(DecodeError::Malformed { .. })
+        ));
+        assert!(matches!(
+            decode_request(br#"{"v":2,"tid":"x"}"#),
+            Err(DecodeError::UnsupportedVersion { version: 2 })
+        ));
+        assert!(matches!(
+            decode_request(br#"{"tid":"x"}"#),
+            Err(DecodeError::Malformed { .. })
+        ));
+        assert_eq!(decode_request(b"  \n"), Err(DecodeError::Empty));
+        let big = vec![b'a'; MAX_PAYLOAD + 1];
+        assert!(matches!(
+            decode_request(&big),
+            Err(DecodeError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn bad_ids_inside_envelopes_are_rejected() {
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&sample_request().encode()).expect("json");
+        v["issuer"] = "a/b".into();
+        let bytes = serde_json::to_vec(&v).expect("json");
+        let err = decode_request(&bytes).unwrap_err();
+        assert!(err.to_string().contains("a/b"), "{err}");
+    }
+
+    #[test]
+    fn text_answers_match_the_document() {
+        assert_eq!(
+            text_response(true, b"light: on"),
+            "SUCCESS: command ran successfully from payload: b'light: on'"
+        );
+        assert_eq!(
+            text_response(false, b"x"),
+            "FAILURE: command did not run successfully from payload: b'x'"
+        );
+        match decode_response(text_response(true, b"light: on").as_bytes()) {
+            Ok(IncomingResponse::Text(t)) => assert!(t.success),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            decode_response(b"hello"),
+            Err(DecodeError::UnrecognisedText { .. })
+        ));
+    }
+
+    #[test]
+    fn python_repr_escapes_like_cpython() {
+        assert_eq!(python_bytes_repr(b"it's"), "b\"it's\"");
+        assert_eq!(python_bytes_repr(b"a'\"b"), "b'a\\'\"b'");
+        assert_eq!(python_bytes_repr(b"\t\n\r\\"), "b'\\t\\n\\r\\\\'");
+        assert_eq!(python_bytes_repr(&[0, 0x7f, 0xff]), "b'\\x00\\x7f\\xff'");
+        assert_eq!(python_bytes_repr(b""), "b''");
+    }
+
+    #[test]
+    fn tid_bytes_round_trip() {
+        let tid = Tid::random(&mut fastrand::Rng::with_seed(9));
+        assert_eq!(Tid::from_slice(tid.as_bytes()), Some(tid));
+        assert_eq!(Tid::parse(&tid.to_string()), Some(tid));
+        assert_ne!(tid, Tid::random(&mut fastrand::Rng::with_seed(10)));
+    }
+}

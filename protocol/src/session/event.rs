@@ -1,0 +1,141 @@
+//! What the session tells its caller: events, state and errors.
+
+use core::time::Duration;
+
+use thiserror::Error;
+
+use super::{Message, PublishId, QoS};
+use crate::time::Timestamp;
+
+/// Something the caller must do or may want to know.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionEvent {
+    /// Open a new transport to the broker now, then call
+    /// [`handle_transport_open`](super::Session::handle_transport_open) (or
+    /// [`handle_transport_closed`](super::Session::handle_transport_closed) if it fails).
+    OpenTransport,
+    /// Close the transport now, after writing what
+    /// [`poll_transmit`](super::Session::poll_transmit) still returns.
+    CloseTransport,
+    /// The broker accepted the CONNECT.
+    Connected {
+        /// The broker resumed an existing session.
+        session_present: bool,
+    },
+    /// The broker refused the CONNECT.
+    ConnectionRefused {
+        /// Human-readable reason, with the CONNACK code.
+        reason: String,
+        /// When the next attempt starts; `None` when retrying cannot help and the session closed.
+        retrying_in: Option<Duration>,
+        /// The broker does not speak the protocol version that was offered.
+        unsupported_version: bool,
+    },
+    /// An open or opening connection was lost (or closed on request).
+    Disconnected {
+        /// Human-readable reason.
+        reason: String,
+        /// When the next attempt starts; `None` after
+        /// [`disconnect`](super::Session::disconnect).
+        reconnect_in: Option<Duration>,
+    },
+    /// A message from a subscription.
+    Message(Message),
+    /// A QoS 1 publish was acknowledged by the broker, or a QoS 0 publish was handed to the
+    /// transport by [`poll_transmit`](super::Session::poll_transmit).
+    Delivered(PublishId),
+    /// The session gives up on a publish: the broker refused it (MQTT 5 PUBACK reason), it is too
+    /// large for the broker, or its message expiry ran out before it was sent (or, if a connection
+    /// was lost after sending it, before it could be sent again). It is not retried.
+    PublishFailed {
+        /// The publish.
+        id: PublishId,
+        /// Human-readable reason.
+        reason: String,
+    },
+    /// The broker answered a subscription.
+    Subscribed {
+        /// The filter as subscribed.
+        filter: String,
+        /// The QoS granted, or `None` if the broker refused (the filter is then forgotten).
+        granted: Option<QoS>,
+    },
+    /// A filter is no longer subscribed.
+    Unsubscribed {
+        /// The filter as unsubscribed.
+        filter: String,
+    },
+    /// The broker broke the protocol; the connection is being closed.
+    ProtocolError(String),
+}
+
+/// Where the session stands, for display and decisions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// [`connect`](super::Session::connect) has not been called yet.
+    Idle,
+    /// Opening the transport or waiting for the CONNACK.
+    Connecting,
+    /// The broker accepted the CONNECT.
+    Connected,
+    /// The connection was lost; the next attempt starts at `at`.
+    WaitingToReconnect {
+        /// When [`SessionEvent::OpenTransport`] will be emitted.
+        at: Timestamp,
+    },
+    /// Closed on request or after a refusal that retrying cannot fix;
+    /// [`connect`](super::Session::connect) reopens.
+    Closed,
+}
+
+/// Why the session refused a request or a config.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// Too many publishes are already waiting for the broker.
+    #[error(
+        "publish to {topic:?} refused: {capacity} publishes are already waiting for the broker"
+    )]
+    OfflineQueueFull {
+        /// The queue's capacity,
+        /// [`max_offline_queue`](super::SessionConfig::max_offline_queue).
+        capacity: usize,
+        /// The topic of the refused publish.
+        topic: String,
+    },
+    /// A topic name that cannot be published to.
+    #[error("invalid topic {topic:?}: {reason}")]
+    InvalidTopic {
+        /// The topic as given.
+        topic: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A topic filter that cannot be subscribed to.
+    #[error("invalid topic filter {filter:?}: {reason}")]
+    InvalidFilter {
+        /// The filter as given.
+        filter: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A publish MQTT cannot carry.
+    #[error("publish to {topic:?} cannot be encoded: {reason}")]
+    InvalidPublish {
+        /// The topic of the publish.
+        topic: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A config the session cannot connect with.
+    #[error("invalid session config {field} = {value:?}: {reason}")]
+    InvalidConfig {
+        /// The offending field.
+        field: &'static str,
+        /// Its value (passwords are not shown).
+        value: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+}

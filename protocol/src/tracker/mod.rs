@@ -1,0 +1,630 @@
+//! The command tracker: what an application runs to follow every command to a terminal state.
+//!
+//! ```text
+//!            poll_transmit         PUBACK              response
+//!   Queued ───────────────▶ Sent ─────────▶ Delivered ─────────▶ Succeeded | Failed
+//!     │                      │  ▲               │                 | Rejected | Interrupted
+//!     │                      │  └─ retransmit ──┘ (same TID, backoff with full jitter)
+//!     │ deadline, never      │ deadline, no answer
+//!     ▼ reached the broker   ▼
+//!   Expired               TimedOut { device_online }
+//! ```
+//!
+//! A command targets one device or a group. A group command is one publish on the group's fan-out
+//! topic; its expected members come from presence (`status/<device>`), each member is followed on its
+//! own, and retransmissions go to the stragglers' own request topics with the same TID (devices drop
+//! duplicates, so a retransmission never runs a command twice).
+//!
+//! Plain-text commands (the pattern document's form) carry no TID: they are never retransmitted, and
+//! a text answer is matched to that device's oldest outstanding text command, flagged as ambiguous
+//! when more than one is outstanding.
+//!
+//! Responses that match nothing (unknown TID, a device not targeted, a malformed payload) and answers
+//! that arrive after a member was given up on are reported as events, never dropped and never fatal.
+
+mod model;
+
+use core::time::Duration;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+
+use crate::command::Command;
+use crate::envelope::{
+    decode_response, decode_status, IncomingResponse, Outcome, Request, Response, Tid, VERSION,
+};
+use crate::time::Timestamp;
+use crate::topic::{self, DeviceId};
+
+pub use model::*;
+
+/// The application-side tracker. See the module documentation.
+#[derive(Debug)]
+pub struct CommandTracker {
+    config: TrackerConfig,
+    next_seq: u64,
+    rng: fastrand::Rng,
+    commands: HashMap<Tid, Tracked>,
+    /// (due, tid): retransmissions and deadlines; stale entries are skipped when popped.
+    timers: BinaryHeap<Reverse<(Timestamp, Tid)>>,
+    transmit: VecDeque<(Tid, Option<DeviceId>)>,
+    events: VecDeque<TrackerEvent>,
+    presence: HashMap<DeviceId, Presence>,
+    /// Per device, outstanding text commands, oldest first.
+    text_outstanding: HashMap<DeviceId, Vec<Tid>>,
+}
+
+impl CommandTracker {
+    /// A tracker with no commands; `seed` drives retransmission jitter.
+    pub fn new(config: TrackerConfig, seed: u64) -> Self {
+        CommandTracker {
+            next_seq: config.first_seq,
+            config,
+            rng: fastrand::Rng::with_seed(seed),
+            commands: HashMap::new(),
+            timers: BinaryHeap::new(),
+            transmit: Default::default(),
+            events: Default::default(),
+            presence: HashMap::new(),
+            text_outstanding: HashMap::new(),
+        }
+    }
+
+    /// Submits a command; it is transmitted on the next [`CommandTracker::poll_transmit`].
+    pub fn submit(
+        &mut self,
+        target: Target,
+        command: &Command,
+        opts: SendOptions,
+        now: Timestamp,
+    ) -> Tid {
+        let tid = Tid::random(&mut self.rng);
+        let deadline = opts.deadline.unwrap_or(self.config.deadline);
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let request = Request {
+            v: VERSION,
+            tid,
+            issuer: self.config.issuer.clone(),
+            seq,
+            cmd: command.name().to_owned(),
+            args: command.args(),
+            issued_at: now,
+            ttl_ms: u64::try_from(deadline.as_millis()).ok(),
+            group: match &target {
+                Target::Group(g) => Some(g.clone()),
+                Target::Device(_) => None,
+            },
+        };
+        let members = self.expected_members(&target);
+        self.insert(tid, target, command.name().to_owned(), Some(request), None, members, now, deadline);
+        tid
+    }
+
+    /// Submits a plain-text command to one device. It is never retransmitted.
+    pub fn submit_text(
+        &mut self,
+        device: DeviceId,
+        text: &str,
+        opts: SendOptions,
+        now: Timestamp,
+    ) -> Tid {
+        let tid = Tid::random(&mut self.rng);
+        let deadline = opts.deadline.unwrap_or(self.config.deadline);
+        let cmd = text.split(':').next().unwrap_or_default().trim().to_owned();
+        self.text_outstanding
+            .entry(device.clone())
+            .or_default()
+            .push(tid);
+        let members = vec![device.clone()];
+        self.insert(tid, Target::Device(device), cmd, None, Some(text.to_owned()), members, now, deadline);
+        tid
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn insert(
+        &mut self,
+        tid: Tid,
+        target: Target,
+        cmd: String,
+        request: Option<Request>,
+        text: Option<String>,
+        members: Vec<DeviceId>,
+        now: Timestamp,
+        deadline: Duration,
+    ) {
+        let mut progress = Progress::default();
+        let members: BTreeMap<_, _> = members
+            .into_iter()
+            .map(|d| {
+                progress.expected += 1;
+                progress.pending += 1;
+                let m = Member {
+                    phase: Phase::Queued,
+                    finished_at: None,
+                    response: None,
+                    late: false,
+                };
+                (d, m)
+            })
+            .collect();
+        let tracked = Tracked {
+            tid,
+            target,
+            cmd,
+            request,
+            text,
+            created_at: now,
+            deadline: now + deadline,
+            attempts: 0,
+            next_retry: None,
+            members,
+            progress,
+        };
+        self.timers.push(Reverse((tracked.deadline, tid)));
+        self.commands.insert(tid, tracked);
+        self.transmit.push_back((tid, None));
+        if progress.expected == 0 {
+            self.finish_if_done(tid);
+        }
+    }
+
+    /// The members a target is expected to have, from presence.
+    fn expected_members(&self, target: &Target) -> Vec<DeviceId> {
+        match target {
+            Target::Device(d) => vec![d.clone()],
+            Target::Group(g) => {
+                let mut v: Vec<_> = self
+                    .presence
+                    .iter()
+                    .filter(|(_, p)| p.groups.contains(g))
+                    .map(|(d, _)| d.clone())
+                    .collect();
+                v.sort();
+                v
+            }
+        }
+    }
+
+    /// The next publish to hand to the session.
+    pub fn poll_transmit(&mut self) -> Option<Outgoing> {
+        while let Some((tid, only)) = self.transmit.pop_front() {
+            let Some(t) = self.commands.get_mut(&tid) else {
+                continue;
+            };
+            if t.is_finished() {
+                continue;
+            }
+            let retransmission = only.is_some() || t.attempts > 0;
+            if only.is_none() {
+                // A group's straggler round counts once, in `retransmit`.
+                t.attempts += 1;
+            }
+            let topic = match (&only, &t.target) {
+                (Some(d), _) | (None, Target::Device(d)) => topic::request(d),
+                (None, Target::Group(g)) => topic::group_request(g),
+            };
+            for (d, m) in t.members.iter_mut() {
+                let addressed = only.as_ref().is_none_or(|o| o == d);
+                if addressed && m.phase == Phase::Queued {
+                    m.phase = Phase::Sent;
+                    self.events.push_back(TrackerEvent::Member {
+                        tid,
+                        device: d.clone(),
+                        phase: Phase::Sent,
+                    });
+                }
+            }
+            let (payload, response_topic) = match (&t.request, &t.text) {
+                (Some(r), _) => {
+                    let resp = match &only {
+                        Some(d) => Some(topic::response(d)),
+                        None => match &t.target {
+                            Target::Device(d) => Some(topic::response(d)),
+                            Target::Group(_) => None,
+                        },
+                    };
+                    (r.encode(), resp)
+                }
+                (None, Some(text)) => (text.clone().into_bytes(), None),
+                (None, None) => continue,
+            };
+            let message_expiry = Some(t.deadline.saturating_since(t.created_at));
+            return Some(Outgoing {
+                tid,
+                topic,
+                payload,
+                response_topic,
+                correlation_data: t.request.as_ref().map(|_| tid.as_bytes().to_vec()),
+                message_expiry,
+                retransmission,
+            });
+        }
+        None
+    }
+
+    /// The session accepted a publish for `tid` (handed to the transport or queued offline).
+    /// Arms the retransmission timer.
+    pub fn handle_sent(&mut self, tid: Tid, now: Timestamp) {
+        let Some(t) = self.commands.get_mut(&tid) else {
+            return;
+        };
+        if t.text.is_some() || t.is_finished() {
+            return;
+        }
+        let delay = self
+            .config
+            .backoff
+            .delay(t.attempts.saturating_sub(1), &mut self.rng);
+        let at = now + delay;
+        if at < t.deadline {
+            t.next_retry = Some(at);
+            self.timers.push(Reverse((at, tid)));
+        } else {
+            t.next_retry = None;
+        }
+    }
+
+    /// The session refused a publish for `tid`; it is retried like a lost one.
+    pub fn handle_send_failed(&mut self, tid: Tid, error: impl Into<String>, now: Timestamp) {
+        self.events.push_back(TrackerEvent::SendFailed {
+            tid,
+            error: error.into(),
+        });
+        if let Some(t) = self.commands.get_mut(&tid) {
+            for m in t.members.values_mut() {
+                if m.phase == Phase::Sent {
+                    m.phase = Phase::Queued;
+                }
+            }
+            if t.text.is_some() {
+                // A text command is never retried automatically: give the operator the timeout.
+                return;
+            }
+        }
+        self.handle_sent(tid, now);
+    }
+
+    /// The broker acknowledged the publish for `tid`.
+    pub fn handle_delivered(&mut self, tid: Tid) {
+        let Some(t) = self.commands.get_mut(&tid) else {
+            return;
+        };
+        for (d, m) in t.members.iter_mut() {
+            if matches!(m.phase, Phase::Queued | Phase::Sent) {
+                m.phase = Phase::Delivered;
+                self.events.push_back(TrackerEvent::Member {
+                    tid,
+                    device: d.clone(),
+                    phase: Phase::Delivered,
+                });
+            }
+        }
+    }
+
+    /// A message arrived on `status/<device>`.
+    pub fn handle_status(&mut self, device: &DeviceId, payload: &[u8]) {
+        match decode_status(payload) {
+            Ok(Some(s)) => {
+                self.presence.insert(
+                    device.clone(),
+                    Presence {
+                        online: s.online,
+                        groups: s.groups,
+                    },
+                );
+            }
+            Ok(None) => {
+                self.presence.remove(device);
+            }
+            Err(error) => self.events.push_back(TrackerEvent::Malformed {
+                device: device.clone(),
+                error,
+            }),
+        }
+    }
+
+    /// Sets presence directly (for devices known by other means).
+    pub fn set_presence(&mut self, device: DeviceId, presence: Presence) {
+        self.presence.insert(device, presence);
+    }
+
+    /// What presence says about `device`.
+    pub fn presence(&self, device: &DeviceId) -> Option<&Presence> {
+        self.presence.get(device)
+    }
+
+    /// A message arrived on `cmd/<device>/resp`.
+    pub fn handle_response(&mut self, device: &DeviceId, payload: &[u8], now: Timestamp) {
+        match decode_response(payload) {
+            Ok(IncomingResponse::Envelope(r)) => self.reconcile(device, r, now),
+            Ok(IncomingResponse::Text(t)) => {
+                let outstanding = self
+                    .text_outstanding
+                    .get(device)
+                    .map_or(0, Vec::len);
+                let Some(tid) = self
+                    .text_outstanding
+                    .get_mut(device)
+                    .filter(|v| !v.is_empty())
+                    .map(|v| v.remove(0))
+                else {
+                    self.events.push_back(TrackerEvent::Unmatched {
+                        device: device.clone(),
+                        why: Unmatched::NoTextCommand,
+                    });
+                    return;
+                };
+                if outstanding > 1 {
+                    self.events.push_back(TrackerEvent::Ambiguous {
+                        tid,
+                        device: device.clone(),
+                        outstanding,
+                    });
+                }
+                let cmd = self
+                    .commands
+                    .get(&tid)
+                    .map(|c| c.cmd.clone())
+                    .unwrap_or_default();
+                let outcome = if t.success {
+                    Outcome::Succeeded
+                } else {
+                    Outcome::Failed
+                };
+                let mut r = Response::new(tid, device.clone(), cmd, outcome);
+                r.result = serde_json::Value::String(t.text.clone());
+                if !t.success {
+                    r.error = Some(t.text);
+                }
+                self.reconcile(device, r, now);
+            }
+            Err(error) => self.events.push_back(TrackerEvent::Malformed {
+                device: device.clone(),
+                error,
+            }),
+        }
+    }
+
+    fn reconcile(&mut self, device: &DeviceId, r: Response, now: Timestamp) {
+        if &r.device != device {
+            self.events.push_back(TrackerEvent::Unmatched {
+                device: device.clone(),
+                why: Unmatched::DeviceMismatch { claimed: r.device },
+            });
+            return;
+        }
+        let tid = r.tid;
+        let Some(t) = self.commands.get_mut(&tid) else {
+            self.events.push_back(TrackerEvent::Unmatched {
+                device: device.clone(),
+                why: Unmatched::UnknownTid(tid),
+            });
+            return;
+        };
+        if !t.members.contains_key(device) {
+            if matches!(t.target, Target::Group(_)) {
+                // A member that joined the group after the command was sent.
+                t.progress.expected += 1;
+                t.progress.pending += 1;
+                t.members.insert(
+                    device.clone(),
+                    Member {
+                        phase: Phase::Delivered,
+                        finished_at: None,
+                        response: None,
+                        late: false,
+                    },
+                );
+            } else {
+                self.events.push_back(TrackerEvent::Unmatched {
+                    device: device.clone(),
+                    why: Unmatched::WrongDevice {
+                        tid,
+                        target: t.target.clone(),
+                    },
+                });
+                return;
+            }
+        }
+        let phase = Phase::from_outcome(&r.outcome);
+        let Some(m) = t.members.get_mut(device) else {
+            return;
+        };
+        if m.phase.is_terminal() {
+            if matches!(m.phase, Phase::TimedOut { .. } | Phase::Expired) {
+                t.progress.count(&m.phase, -1);
+                t.progress.count(&phase, 1);
+                m.phase = phase.clone();
+                m.late = true;
+                m.response = Some(r);
+                self.events.push_back(TrackerEvent::Late {
+                    tid,
+                    device: device.clone(),
+                    phase,
+                });
+            }
+            // Otherwise a duplicate answer (a replay after a retransmission): nothing new.
+            return;
+        }
+        t.progress.count(&m.phase, -1);
+        t.progress.count(&phase, 1);
+        m.phase = phase.clone();
+        m.finished_at = Some(now);
+        m.response = Some(r);
+        self.events.push_back(TrackerEvent::Member {
+            tid,
+            device: device.clone(),
+            phase,
+        });
+        self.finish_if_done(tid);
+    }
+
+    fn finish_if_done(&mut self, tid: Tid) {
+        let Some(t) = self.commands.get_mut(&tid) else {
+            return;
+        };
+        if t.is_finished() {
+            t.next_retry = None;
+            if t.text.is_some() {
+                if let Target::Device(d) = &t.target {
+                    if let Some(v) = self.text_outstanding.get_mut(d) {
+                        v.retain(|x| *x != tid);
+                    }
+                }
+            }
+            self.events.push_back(TrackerEvent::Finished {
+                tid,
+                progress: t.progress,
+            });
+        }
+    }
+
+    /// The earliest instant at which [`CommandTracker::handle_timeout`] has work.
+    pub fn poll_timeout(&mut self) -> Option<Timestamp> {
+        while let Some(Reverse((at, tid))) = self.timers.peek().copied() {
+            match self.commands.get(&tid) {
+                Some(t) if !t.is_finished() && (t.deadline == at || t.next_retry == Some(at)) => {
+                    return Some(at)
+                }
+                _ => {
+                    self.timers.pop();
+                }
+            }
+        }
+        None
+    }
+
+    /// Fires retransmissions and deadlines due at `now`.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        while let Some(Reverse((at, tid))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(t) = self.commands.get_mut(&tid) else {
+                continue;
+            };
+            if t.is_finished() {
+                continue;
+            }
+            if t.deadline <= now {
+                self.expire(tid, now);
+            } else if t.next_retry == Some(at) {
+                t.next_retry = None;
+                self.retransmit(tid);
+            }
+        }
+    }
+
+    fn retransmit(&mut self, tid: Tid) {
+        let Some(t) = self.commands.get_mut(&tid) else {
+            return;
+        };
+        if let Target::Device(_) = t.target {
+            self.transmit.push_back((tid, None));
+            return;
+        }
+        t.attempts += 1;
+        // Stragglers get the same TID on their own topics; members that answered do not.
+        for (d, m) in &t.members {
+            if !m.phase.is_terminal() {
+                self.transmit.push_back((tid, Some(d.clone())));
+            }
+        }
+    }
+
+    fn expire(&mut self, tid: Tid, now: Timestamp) {
+        let Some(t) = self.commands.get_mut(&tid) else {
+            return;
+        };
+        for (d, m) in t.members.iter_mut() {
+            if m.phase.is_terminal() {
+                continue;
+            }
+            let phase = if m.phase == Phase::Delivered {
+                Phase::TimedOut {
+                    device_online: self.presence.get(d).map(|p| p.online),
+                }
+            } else {
+                Phase::Expired
+            };
+            t.progress.count(&m.phase, -1);
+            t.progress.count(&phase, 1);
+            m.phase = phase.clone();
+            m.finished_at = Some(now);
+            self.events.push_back(TrackerEvent::Member {
+                tid,
+                device: d.clone(),
+                phase,
+            });
+        }
+        self.finish_if_done(tid);
+    }
+
+    /// Gives the members of `tid` that timed out or expired another `deadline`, retransmitting to
+    /// them with the same TID. Returns how many were reopened.
+    pub fn retry_stragglers(&mut self, tid: Tid, deadline: Duration, now: Timestamp) -> usize {
+        let Some(t) = self.commands.get_mut(&tid) else {
+            return 0;
+        };
+        if t.text.is_some() {
+            return 0;
+        }
+        let mut reopened = Vec::new();
+        for (d, m) in t.members.iter_mut() {
+            if matches!(m.phase, Phase::TimedOut { .. } | Phase::Expired) {
+                t.progress.count(&m.phase, -1);
+                t.progress.count(&Phase::Queued, 1);
+                m.phase = Phase::Queued;
+                m.finished_at = None;
+                reopened.push(d.clone());
+            }
+        }
+        if reopened.is_empty() {
+            return 0;
+        }
+        t.deadline = now + deadline;
+        self.timers.push(Reverse((t.deadline, tid)));
+        for d in &reopened {
+            self.transmit.push_back((tid, Some(d.clone())));
+        }
+        reopened.len()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<TrackerEvent> {
+        self.events.pop_front()
+    }
+
+    /// A command by TID.
+    pub fn get(&self, tid: &Tid) -> Option<&Tracked> {
+        self.commands.get(tid)
+    }
+
+    /// Every command known, in no particular order.
+    pub fn commands(&self) -> impl Iterator<Item = &Tracked> {
+        self.commands.values()
+    }
+
+    /// How many commands are not finished.
+    pub fn outstanding(&self) -> usize {
+        self.commands.values().filter(|t| !t.is_finished()).count()
+    }
+
+    /// Forgets finished commands that finished before `before`, to bound memory.
+    pub fn prune(&mut self, before: Timestamp) {
+        self.commands.retain(|_, t| {
+            !t.is_finished()
+                || t.members
+                    .values()
+                    .filter_map(|m| m.finished_at)
+                    .max()
+                    .is_some_and(|at| at >= before)
+        });
+    }
+
+    /// The sequence number the next command will get.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+}
