@@ -85,10 +85,17 @@ mod tests {
             let mut seen = std::collections::BTreeSet::new();
             for _ in 0..200 {
                 let d = b.delay(attempt, &mut rng);
-                assert!(d >= b.floor && d <= b.ceiling(attempt), "{d:?} at {attempt}");
+                assert!(
+                    d >= b.floor && d <= b.ceiling(attempt),
+                    "{d:?} at {attempt}"
+                );
                 seen.insert(d);
             }
-            assert!(seen.len() > 20, "jitter must spread delays, got {}", seen.len());
+            assert!(
+                seen.len() > 20,
+                "jitter must spread delays, got {}",
+                seen.len()
+            );
         }
     }
 

@@ -321,7 +321,10 @@ mod tests {
             ("set_telemetry_interval", json!({"interval_ms": 5})),
             ("get_log", json!({"lines": 0})),
             ("set_config", json!({"config": {"nope": 1}})),
-            ("set_config", json!({"config": {"telemetry_interval_ms": 1}})),
+            (
+                "set_config",
+                json!({"config": {"telemetry_interval_ms": 1}}),
+            ),
             ("get_state", json!({"x": 1})),
             ("firmware_stage", json!({"version": ""})),
             ("restart", json!([1, 2])),

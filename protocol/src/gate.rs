@@ -54,7 +54,10 @@ pub struct SequenceDef {
 
 impl SequenceDef {
     /// A sequence of the given steps.
-    pub fn new(name: impl Into<String>, steps: impl IntoIterator<Item = impl Into<String>>) -> Self {
+    pub fn new(
+        name: impl Into<String>,
+        steps: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
         SequenceDef {
             name: name.into(),
             steps: steps.into_iter().map(Into::into).collect(),
@@ -313,7 +316,12 @@ pub struct DeviceGate {
 impl DeviceGate {
     /// A gate with no history.
     pub fn new(config: GateConfig) -> Self {
-        let sequences = config.sequences.iter().cloned().map(Sequence::new).collect();
+        let sequences = config
+            .sequences
+            .iter()
+            .cloned()
+            .map(Sequence::new)
+            .collect();
         DeviceGate {
             config,
             recent: HashMap::new(),
@@ -405,7 +413,13 @@ impl DeviceGate {
             return Admission::Replay(self.reply_for(f, None, state));
         }
         if let Some(expired_at) = req.expires_at().filter(|at| *at < now) {
-            return self.reject(req.tid, &req.cmd, None, Rejection::Expired { expired_at }, state);
+            return self.reject(
+                req.tid,
+                &req.cmd,
+                None,
+                Rejection::Expired { expired_at },
+                state,
+            );
         }
         let last = self.last_seq(&req.issuer);
         if let Some(last_seq) = last.filter(|last| req.seq <= *last) {

@@ -18,6 +18,9 @@
 //! Every type that drives time follows one shape, after quinn-proto: `handle_*(.., now)` feeds input,
 //! `poll_*()` drains output, `poll_timeout()` names the next deadline and `handle_timeout(now)` fires it.
 
+#[cfg(all(test, target_family = "wasm"))]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
 pub mod backoff;
 pub mod command;
 pub mod envelope;
@@ -33,7 +36,7 @@ pub use command::Command;
 pub use envelope::{DeviceState, Outcome, Rejection, Request, Response, Tid};
 pub use error::{DecodeError, IdError};
 pub use gate::DeviceGate;
-// pub use session::Session; (restored when the session lands)
+pub use session::Session;
 pub use time::Timestamp;
 pub use topic::{DeviceId, GroupId, IssuerId};
 pub use tracker::CommandTracker;

@@ -263,7 +263,15 @@ mod tests {
         for t in topics {
             assert_eq!(Topic::parse(&t.name()), Some(t.clone()), "{}", t.name());
         }
-        for junk in ["cmd", "cmd/a", "cmd/a/b", "cmd/a/req/x", "x/y", "cmd/a+/req", ""] {
+        for junk in [
+            "cmd",
+            "cmd/a",
+            "cmd/a/b",
+            "cmd/a/req/x",
+            "x/y",
+            "cmd/a+/req",
+            "",
+        ] {
             assert_eq!(Topic::parse(junk), None, "{junk}");
         }
     }

@@ -51,7 +51,10 @@ pub struct SessionConfig {
     /// The protocol level of the first CONNECT.
     pub version: ProtocolVersion,
     /// Retry with MQTT 3.1.1 when the broker does not take an MQTT 5 CONNECT: it refuses the
-    /// protocol version, or closes the transport before any CONNACK.
+    /// protocol version, or closes the transport (or lets it time out) without a byte in answer.
+    /// Until some broker accepts a CONNECT, such silent failures alternate between 5 and 3.1.1;
+    /// the version a broker accepted is kept for every later reconnect (until
+    /// [`Session::set_version`](super::Session::set_version)).
     pub version_fallback: bool,
     /// `false` asks the broker to resume the previous session (subscriptions and unacknowledged
     /// QoS 1 messages). On MQTT 5 the broker keeps a session only for `session_expiry`.

@@ -72,9 +72,6 @@ use subscriptions::Subscriptions;
 use timers::{Timer, Timers};
 use wire::{ConnackOutcome, Received};
 
-/// Filters per SUBSCRIBE when many are (re)sent at once, to stay far below any packet size limit.
-const SUBSCRIBE_BATCH: usize = 32;
-
 /// The state machine's phases; [`ConnectionState`] is what callers see of them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {

@@ -6,8 +6,11 @@ use mqtt_protocol_core::mqtt::result_code::MqttError;
 use super::config::MQTT_MAX_PACKET;
 use super::outbox::Outgoing;
 use super::subscriptions::Subscriptions;
-use super::{wire, Phase, Publish, QoS, Session, SessionError, SessionEvent, SUBSCRIBE_BATCH};
+use super::{wire, Phase, Publish, QoS, Session, SessionError, SessionEvent};
 use crate::time::Timestamp;
+
+/// Filters per SUBSCRIBE when many are (re)sent at once, to stay far below any packet size limit.
+const SUBSCRIBE_BATCH: usize = 32;
 
 impl Session {
     /// Hands queued publishes to the broker, oldest first, as far as its receive window allows.

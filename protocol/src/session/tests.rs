@@ -2,8 +2,6 @@
 //! test, on a virtual clock. Not a broker stand-in for integration tests, just the other end of
 //! the wire.
 
-#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
-
 use super::*;
 // Natively `#[test]` is the standard harness; on wasm32 it is wasm-bindgen-test's (which, when
 // used natively, would silently compile the tests out).

@@ -96,7 +96,16 @@ impl CommandTracker {
             },
         };
         let members = self.expected_members(&target);
-        self.insert(tid, target, command.name().to_owned(), Some(request), None, members, now, deadline);
+        self.insert(
+            tid,
+            target,
+            command.name().to_owned(),
+            Some(request),
+            None,
+            members,
+            now,
+            deadline,
+        );
         tid
     }
 
@@ -116,7 +125,16 @@ impl CommandTracker {
             .or_default()
             .push(tid);
         let members = vec![device.clone()];
-        self.insert(tid, Target::Device(device), cmd, None, Some(text.to_owned()), members, now, deadline);
+        self.insert(
+            tid,
+            Target::Device(device),
+            cmd,
+            None,
+            Some(text.to_owned()),
+            members,
+            now,
+            deadline,
+        );
         tid
     }
 
@@ -338,10 +356,7 @@ impl CommandTracker {
         match decode_response(payload) {
             Ok(IncomingResponse::Envelope(r)) => self.reconcile(device, r, now),
             Ok(IncomingResponse::Text(t)) => {
-                let outstanding = self
-                    .text_outstanding
-                    .get(device)
-                    .map_or(0, Vec::len);
+                let outstanding = self.text_outstanding.get(device).map_or(0, Vec::len);
                 let Some(tid) = self
                     .text_outstanding
                     .get_mut(device)

@@ -199,6 +199,21 @@ pub struct Outgoing {
     pub retransmission: bool,
 }
 
+impl Outgoing {
+    /// The QoS 1 publish that carries it.
+    pub fn to_publish(&self) -> crate::session::Publish {
+        crate::session::Publish {
+            topic: self.topic.clone(),
+            payload: self.payload.clone(),
+            qos: crate::session::QoS::AtLeastOnce,
+            retain: false,
+            response_topic: self.response_topic.clone(),
+            correlation_data: self.correlation_data.clone(),
+            message_expiry: self.message_expiry,
+        }
+    }
+}
+
 /// Why a response matched no command.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -297,4 +312,3 @@ pub struct SendOptions {
     /// Overrides the tracker's deadline.
     pub deadline: Option<Duration>,
 }
-

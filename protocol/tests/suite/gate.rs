@@ -11,7 +11,9 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 
 fn gate() -> DeviceGate {
     let mut config = GateConfig::new(DeviceId::new("device1").unwrap());
-    config.sequences.push(SequenceDef::new("abc", ["a", "b", "c"]));
+    config
+        .sequences
+        .push(SequenceDef::new("abc", ["a", "b", "c"]));
     DeviceGate::new(config)
 }
 
@@ -216,7 +218,11 @@ fn firmware_sequence_runs_in_order_and_reports_its_position() {
     }
     run(&mut g, &req(&mut rng, 3, "firmware_verify", json!(null)));
     run(&mut g, &req(&mut rng, 4, "firmware_activate", json!(null)));
-    assert_eq!(g.sequence_positions()["firmware"].done, None, "back to idle");
+    assert_eq!(
+        g.sequence_positions()["firmware"].done,
+        None,
+        "back to idle"
+    );
 }
 
 #[test]
@@ -271,7 +277,9 @@ fn restart_mid_command_reports_interrupted_and_never_reruns_it() {
     // The device persists its snapshot (here: through JSON, as a file would) and dies.
     let stored = serde_json::to_string(&g.snapshot()).unwrap();
     let mut config = GateConfig::new(DeviceId::new("device1").unwrap());
-    config.sequences.push(SequenceDef::new("abc", ["a", "b", "c"]));
+    config
+        .sequences
+        .push(SequenceDef::new("abc", ["a", "b", "c"]));
     let (mut g, replies) = DeviceGate::restore(
         config,
         serde_json::from_str(&stored).unwrap(),
@@ -287,12 +295,14 @@ fn restart_mid_command_reports_interrupted_and_never_reruns_it() {
     }
     assert_eq!(
         replies[1],
-        Reply::Text(
-            "FAILURE: command did not run successfully from payload: b'light: on'".into()
-        )
+        Reply::Text("FAILURE: command did not run successfully from payload: b'light: on'".into())
     );
     assert!(g.journal().is_empty());
-    assert_eq!(g.sequence_positions()["firmware"].done, None, "stage unwound");
+    assert_eq!(
+        g.sequence_positions()["firmware"].done,
+        None,
+        "stage unwound"
+    );
     match g.admit(&r, now(), &DeviceState::default()) {
         Admission::Replay(Reply::Envelope(resp)) => assert_eq!(resp.outcome, Outcome::Interrupted),
         other => panic!("a retransmission must not re-run it: {other:?}"),
@@ -342,7 +352,13 @@ fn the_duplicate_window_is_bounded() {
     }
     assert_eq!(g.snapshot(), {
         let s = g.snapshot();
-        assert_eq!(serde_json::to_value(&s).unwrap()["recent"].as_array().unwrap().len(), 4);
+        assert_eq!(
+            serde_json::to_value(&s).unwrap()["recent"]
+                .as_array()
+                .unwrap()
+                .len(),
+            4
+        );
         s
     });
     // The oldest fell out of the window; its stale sequence number still keeps it from running.

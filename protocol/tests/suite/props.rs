@@ -3,8 +3,8 @@
 use proptest::prelude::*;
 use switchboard_protocol::command::{self, Command};
 use switchboard_protocol::envelope::{
-    decode_request, decode_response, decode_status, DeviceState, IncomingRequest,
-    IncomingResponse, Outcome, Rejection, Request, Response, Tid, VERSION,
+    decode_request, decode_response, decode_status, DeviceState, IncomingRequest, IncomingResponse,
+    Outcome, Rejection, Request, Response, Tid, VERSION,
 };
 use switchboard_protocol::gate::{Admission, DeviceGate, GateConfig};
 use switchboard_protocol::tracker::{CommandTracker, TrackerConfig};
@@ -14,7 +14,7 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 
 fn config() -> ProptestConfig {
     ProptestConfig {
-        cases: if cfg!(target_family = "wasm") { 128 } else { 512 },
+        cases: 512,
         // No files in a browser; failures print their minimal input instead.
         failure_persistence: None,
         ..ProptestConfig::default()
@@ -174,5 +174,124 @@ proptest! {
         t.handle_response(&d, &bytes, Timestamp::ZERO);
         t.handle_status(&d, &bytes);
         prop_assert_eq!(t.outstanding(), 0);
+    }
+}
+
+mod mqtt {
+    //! The MQTT session against arbitrary broker bytes, and what it encodes against a plain decoder.
+
+    use super::config;
+    use proptest::prelude::*;
+    use switchboard_protocol::session::{
+        ProtocolVersion, Publish, QoS, Session, SessionConfig, SessionEvent,
+    };
+    use switchboard_protocol::Timestamp;
+    #[cfg(target_family = "wasm")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    /// A session on MQTT 3.1.1 that a broker has just accepted.
+    fn connected() -> Session {
+        let mut c = SessionConfig::new("prop");
+        c.version = ProtocolVersion::V3_1_1;
+        c.version_fallback = false;
+        let mut s = Session::new(c, 7).unwrap();
+        let t = Timestamp::ZERO;
+        s.connect(t);
+        s.handle_transport_open(t);
+        while s.poll_transmit().is_some() {}
+        s.handle_bytes(&[0x20, 0x02, 0x00, 0x00], t); // CONNACK, accepted, no session
+        while s.poll_event().is_some() {}
+        assert!(s.is_connected());
+        s
+    }
+
+    fn remaining_length(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let mut b = (n % 128) as u8;
+            n /= 128;
+            if n > 0 {
+                b |= 0x80;
+            }
+            out.push(b);
+            if n == 0 {
+                break;
+            }
+        }
+    }
+
+    /// A broker's PUBLISH at QoS 0, encoded by hand from the MQTT 3.1.1 specification.
+    fn publish_packet(topic: &str, payload: &[u8]) -> Vec<u8> {
+        let mut body = Vec::new();
+        body.extend_from_slice(&(topic.len() as u16).to_be_bytes());
+        body.extend_from_slice(topic.as_bytes());
+        body.extend_from_slice(payload);
+        let mut p = vec![0x30];
+        remaining_length(body.len(), &mut p);
+        p.extend(body);
+        p
+    }
+
+    /// Splits a QoS 1 PUBLISH written by the session into (topic, packet id, payload).
+    fn parse_publish(bytes: &[u8]) -> (String, u16, Vec<u8>) {
+        assert_eq!(bytes[0] & 0xf0, 0x30, "a PUBLISH");
+        assert_eq!((bytes[0] >> 1) & 0x03, 1, "QoS 1");
+        let (mut len, mut mult, mut i) = (0usize, 1usize, 1);
+        loop {
+            len += (bytes[i] & 0x7f) as usize * mult;
+            mult *= 128;
+            i += 1;
+            if bytes[i - 1] & 0x80 == 0 {
+                break;
+            }
+        }
+        let body = &bytes[i..i + len];
+        let tl = u16::from_be_bytes([body[0], body[1]]) as usize;
+        let topic = String::from_utf8(body[2..2 + tl].to_vec()).unwrap();
+        let pid = u16::from_be_bytes([body[2 + tl], body[3 + tl]]);
+        (topic, pid, body[4 + tl..].to_vec())
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn any_broker_bytes_never_panic_the_session(chunks in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..64), 1..8)) {
+            let mut s = connected();
+            for (i, c) in chunks.iter().enumerate() {
+                let now = Timestamp::from_millis(i as u64 * 10);
+                s.handle_bytes(c, now);
+                s.handle_timeout(now);
+                while s.poll_transmit().is_some() {}
+                while s.poll_event().is_some() {}
+            }
+        }
+
+        #[test]
+        fn published_messages_decode_to_what_was_published(topic in "[a-z0-9/]{1,40}", payload in prop::collection::vec(any::<u8>(), 0..2000)) {
+            let mut s = connected();
+            s.publish(Publish::new(topic.clone(), payload.clone(), QoS::AtLeastOnce), Timestamp::ZERO).unwrap();
+            let bytes = s.poll_transmit().unwrap();
+            let (t, pid, p) = parse_publish(&bytes);
+            prop_assert_eq!(t, topic);
+            prop_assert_eq!(p, payload);
+            // The broker's PUBACK for that packet id completes it.
+            s.handle_bytes(&[0x40, 0x02, (pid >> 8) as u8, pid as u8], Timestamp::ZERO);
+            prop_assert!(std::iter::from_fn(|| s.poll_event()).any(|e| matches!(e, SessionEvent::Delivered(_))));
+        }
+
+        #[test]
+        fn received_messages_arrive_intact_however_they_are_split(topic in "[a-z0-9/]{1,40}", payload in prop::collection::vec(any::<u8>(), 0..2000), split in any::<prop::sample::Index>()) {
+            let mut s = connected();
+            let packet = publish_packet(&topic, &payload);
+            let at = split.index(packet.len());
+            s.handle_bytes(&packet[..at], Timestamp::ZERO);
+            s.handle_bytes(&packet[at..], Timestamp::ZERO);
+            let got: Vec<_> = std::iter::from_fn(|| s.poll_event())
+                .filter_map(|e| match e { SessionEvent::Message(m) => Some(m), _ => None })
+                .collect();
+            prop_assert_eq!(got.len(), 1);
+            prop_assert_eq!(&got[0].topic, &topic);
+            prop_assert_eq!(&got[0].payload, &payload);
+        }
     }
 }

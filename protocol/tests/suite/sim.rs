@@ -19,15 +19,13 @@ use switchboard_protocol::envelope::{
 };
 use switchboard_protocol::gate::{Admission, DeviceGate, GateConfig, Reply, Ticket};
 use switchboard_protocol::topic::{self, Topic};
-use switchboard_protocol::tracker::{
-    CommandTracker, Phase, SendOptions, Target, TrackerConfig,
-};
+use switchboard_protocol::tracker::{CommandTracker, Phase, SendOptions, Target, TrackerConfig};
 use switchboard_protocol::{Command, DeviceId, GroupId, IssuerId, Timestamp};
 #[cfg(target_family = "wasm")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
-/// Schedules per run; the browser gets fewer because unoptimised wasm is slower.
-const SCHEDULES: u64 = if cfg!(target_family = "wasm") { 400 } else { 2000 };
+/// Schedules per run, in the browser as natively.
+const SCHEDULES: u64 = 2000;
 const DEVICES: usize = 4;
 const DEADLINE: Duration = Duration::from_secs(10);
 
@@ -169,7 +167,11 @@ impl World {
         if self.rng.f64() < self.faults.drop {
             return;
         }
-        let copies = if self.rng.f64() < self.faults.duplicate { 2 } else { 1 };
+        let copies = if self.rng.f64() < self.faults.duplicate {
+            2
+        } else {
+            1
+        };
         for _ in 0..copies {
             let at = self.now + self.rng.u64(0..=self.faults.max_delay_ms);
             let id = self.next_packet;
@@ -271,7 +273,12 @@ impl World {
         }
     }
 
-    fn next_event(&mut self, submissions: &[(u64, Target, Command)], next_sub: usize, crash_at: &[(u64, usize)]) -> Option<u64> {
+    fn next_event(
+        &mut self,
+        submissions: &[(u64, Target, Command)],
+        next_sub: usize,
+        crash_at: &[(u64, usize)],
+    ) -> Option<u64> {
         let mut t = u64::MAX;
         if let Some(Reverse((at, _, _))) = self.net.peek() {
             t = t.min(*at);
@@ -299,15 +306,23 @@ impl World {
             .map(|_| {
                 let at = self.rng.u64(0..5000);
                 let target = if self.rng.f64() < 0.2 {
-                    Target::Group(GroupId::new(if self.rng.bool() { "even" } else { "odd" }).unwrap())
+                    Target::Group(
+                        GroupId::new(if self.rng.bool() { "even" } else { "odd" }).unwrap(),
+                    )
                 } else {
                     Target::Device(self.devices[self.rng.usize(..DEVICES)].id.clone())
                 };
                 let cmd = match self.rng.u8(0..6) {
-                    0 => Command::Light { on: self.rng.bool() },
-                    1 => Command::Led { on: self.rng.bool() },
+                    0 => Command::Light {
+                        on: self.rng.bool(),
+                    },
+                    1 => Command::Led {
+                        on: self.rng.bool(),
+                    },
                     2 => Command::GetState,
-                    3 => Command::FirmwareStage { version: "2.0".into() },
+                    3 => Command::FirmwareStage {
+                        version: "2.0".into(),
+                    },
                     4 => Command::FirmwareVerify,
                     _ => Command::FirmwareActivate,
                 };
@@ -329,7 +344,10 @@ impl World {
                 if at > self.now {
                     break;
                 }
-                tids.push(self.tracker.submit(target, &cmd, SendOptions::default(), self.at()));
+                tids.push(
+                    self.tracker
+                        .submit(target, &cmd, SendOptions::default(), self.at()),
+                );
                 next_sub += 1;
             }
             while crash_at.first().is_some_and(|(at, _)| *at <= self.now) {
@@ -391,7 +409,10 @@ impl World {
                 let ran = d.executions.get(tid).copied().unwrap_or(0);
                 if !m.late {
                     let finished = m.finished_at.unwrap();
-                    assert!(finished <= t.deadline, "{tid} on {device} finished after its deadline");
+                    assert!(
+                        finished <= t.deadline,
+                        "{tid} on {device} finished after its deadline"
+                    );
                 }
                 let label = match &m.phase {
                     Phase::Succeeded => {
@@ -430,7 +451,12 @@ impl World {
         }
         for d in &self.devices {
             for tid in &d.cut_off {
-                match self.tracker.get(tid).and_then(|t| t.members.get(&d.id)).map(|m| &m.phase) {
+                match self
+                    .tracker
+                    .get(tid)
+                    .and_then(|t| t.members.get(&d.id))
+                    .map(|m| &m.phase)
+                {
                     Some(Phase::Interrupted) => self.totals.interrupted_reported += 1,
                     Some(Phase::TimedOut { .. }) => self.totals.interrupted_lost += 1,
                     other => panic!("{tid} cut off on {} but ended {other:?}", d.id),
@@ -468,7 +494,10 @@ fn lossy_network_schedules_keep_every_rule() {
             Ok(t) => totals.add(t),
             Err(e) => std::panic::resume_unwind(Box::new(format!(
                 "schedule seed {seed} failed: {}",
-                e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()
+                e.downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default()
             ))),
         }
     }
@@ -483,8 +512,18 @@ fn lossy_network_schedules_keep_every_rule() {
     assert!(totals.sequence_violations > 0);
     assert!(totals.retransmissions > 0);
     assert!(totals.interrupted_reported > 0);
-    assert!(totals.interrupted_reported >= 4 * totals.interrupted_lost, "{summary}");
-    assert!(totals.member_outcomes.get("succeeded").copied().unwrap_or(0) > totals.commands / 2);
+    assert!(
+        totals.interrupted_reported >= 4 * totals.interrupted_lost,
+        "{summary}"
+    );
+    assert!(
+        totals
+            .member_outcomes
+            .get("succeeded")
+            .copied()
+            .unwrap_or(0)
+            > totals.commands / 2
+    );
     assert!(totals.member_outcomes.contains_key("timed out"));
 }
 

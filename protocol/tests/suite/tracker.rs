@@ -56,7 +56,10 @@ fn a_command_goes_sent_delivered_succeeded() {
         SendOptions::default(),
         at(0),
     );
-    assert_eq!(t.get(&tid).unwrap().members[&dev("device1")].phase, Phase::Queued);
+    assert_eq!(
+        t.get(&tid).unwrap().members[&dev("device1")].phase,
+        Phase::Queued
+    );
     let o = t.poll_transmit().unwrap();
     assert_eq!(o.topic, "cmd/device1/req");
     assert_eq!(o.response_topic.as_deref(), Some("cmd/device1/resp"));
@@ -68,7 +71,11 @@ fn a_command_goes_sent_delivered_succeeded() {
     assert_eq!(req.ttl_ms, Some(10_000));
     t.handle_sent(tid, at(0));
     t.handle_delivered(tid);
-    t.handle_response(&dev("device1"), &answer(tid, "device1", Outcome::Succeeded), at(35));
+    t.handle_response(
+        &dev("device1"),
+        &answer(tid, "device1", Outcome::Succeeded),
+        at(35),
+    );
     let ev = events(&mut t);
     let phases: Vec<_> = ev
         .iter()
@@ -79,7 +86,10 @@ fn a_command_goes_sent_delivered_succeeded() {
         .collect();
     assert_eq!(phases, [Phase::Sent, Phase::Delivered, Phase::Succeeded]);
     assert!(matches!(ev.last(), Some(TrackerEvent::Finished { tid: x, .. }) if *x == tid));
-    assert_eq!(t.get(&tid).unwrap().round_trip(), Some(Duration::from_millis(35)));
+    assert_eq!(
+        t.get(&tid).unwrap().round_trip(),
+        Some(Duration::from_millis(35))
+    );
     assert_eq!(t.outstanding(), 0);
     assert_eq!(t.poll_timeout(), None, "nothing left to wake up for");
 }
@@ -93,9 +103,20 @@ fn silence_means_retransmissions_with_the_same_tid_then_a_connectivity_error() {
     ] {
         let mut t = tracker();
         if let Some(online) = presence {
-            t.set_presence(dev("d1"), Presence { online, groups: vec![] });
+            t.set_presence(
+                dev("d1"),
+                Presence {
+                    online,
+                    groups: vec![],
+                },
+            );
         }
-        let tid = t.submit(Target::Device(dev("d1")), &Command::GetState, SendOptions::default(), at(0));
+        let tid = t.submit(
+            Target::Device(dev("d1")),
+            &Command::GetState,
+            SendOptions::default(),
+            at(0),
+        );
         let mut sends = pump(&mut t, at(0));
         let mut last = at(0);
         while let Some(due) = t.poll_timeout() {
@@ -114,11 +135,17 @@ fn silence_means_retransmissions_with_the_same_tid_then_a_connectivity_error() {
             }
             sends.extend(more);
         }
-        assert!(sends.len() >= 3, "retransmitted until the deadline: {}", sends.len());
+        assert!(
+            sends.len() >= 3,
+            "retransmitted until the deadline: {}",
+            sends.len()
+        );
         assert!(last < at(10_000));
         assert_eq!(
             t.get(&tid).unwrap().members[&dev("d1")].phase,
-            Phase::TimedOut { device_online: expected }
+            Phase::TimedOut {
+                device_online: expected
+            }
         );
     }
 }
@@ -131,7 +158,12 @@ fn retransmission_delays_grow() {
         let mut c = TrackerConfig::new(IssuerId::new("app").unwrap());
         c.deadline = Duration::from_secs(60);
         let mut t = CommandTracker::new(c, seed);
-        t.submit(Target::Device(dev("d1")), &Command::GetState, SendOptions::default(), at(0));
+        t.submit(
+            Target::Device(dev("d1")),
+            &Command::GetState,
+            SendOptions::default(),
+            at(0),
+        );
         pump(&mut t, at(0));
         let mut last = at(0);
         for slot in &mut sums {
@@ -148,12 +180,23 @@ fn retransmission_delays_grow() {
 #[test]
 fn never_acknowledged_by_the_broker_is_expired() {
     let mut t = tracker();
-    let tid = t.submit(Target::Device(dev("d1")), &Command::GetState, SendOptions::default(), at(0));
+    let tid = t.submit(
+        Target::Device(dev("d1")),
+        &Command::GetState,
+        SendOptions::default(),
+        at(0),
+    );
     let o = t.poll_transmit().unwrap();
     t.handle_send_failed(o.tid, "offline queue full", at(0));
-    assert!(matches!(events(&mut t).last(), Some(TrackerEvent::SendFailed { .. })));
+    assert!(matches!(
+        events(&mut t).last(),
+        Some(TrackerEvent::SendFailed { .. })
+    ));
     t.handle_timeout(at(10_000));
-    assert_eq!(t.get(&tid).unwrap().members[&dev("d1")].phase, Phase::Expired);
+    assert_eq!(
+        t.get(&tid).unwrap().members[&dev("d1")].phase,
+        Phase::Expired
+    );
 }
 
 fn status(device: &str, online: bool, groups: &[&str]) -> Vec<u8> {
@@ -193,7 +236,9 @@ fn fan_out_reconciles_each_member_and_retries_only_stragglers() {
     assert_eq!(topics, ["cmd/d4/req", "cmd/d5/req"]);
     t.handle_response(&dev("d4"), &answer(tid, "d4", Outcome::Failed), due);
     let rejected = Outcome::Rejected {
-        reason: Rejection::UnknownCommand { command: "light".into() },
+        reason: Rejection::UnknownCommand {
+            command: "light".into(),
+        },
     };
     t.handle_response(&dev("d5"), &answer(tid, "d5", rejected), due);
     let p = t.get(&tid).unwrap().progress;
@@ -209,16 +254,28 @@ fn stragglers_can_be_retried_after_the_deadline() {
     for d in ["d1", "d2"] {
         t.handle_status(&dev(d), &status(d, false, &["g"]));
     }
-    let tid = t.submit(Target::Group(GroupId::new("g").unwrap()), &Command::GetState, SendOptions::default(), at(0));
+    let tid = t.submit(
+        Target::Group(GroupId::new("g").unwrap()),
+        &Command::GetState,
+        SendOptions::default(),
+        at(0),
+    );
     pump(&mut t, at(0));
     t.handle_response(&dev("d1"), &answer(tid, "d1", Outcome::Succeeded), at(5));
     t.handle_timeout(at(10_000));
     assert_eq!(t.get(&tid).unwrap().progress.timed_out, 1);
-    assert_eq!(t.retry_stragglers(tid, Duration::from_secs(5), at(11_000)), 1);
+    assert_eq!(
+        t.retry_stragglers(tid, Duration::from_secs(5), at(11_000)),
+        1
+    );
     let again = pump(&mut t, at(11_000));
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].topic, "cmd/d2/req");
-    t.handle_response(&dev("d2"), &answer(tid, "d2", Outcome::Succeeded), at(11_050));
+    t.handle_response(
+        &dev("d2"),
+        &answer(tid, "d2", Outcome::Succeeded),
+        at(11_050),
+    );
     assert!(t.get(&tid).unwrap().is_finished());
     assert_eq!(t.get(&tid).unwrap().progress.succeeded, 2);
 }
@@ -226,29 +283,64 @@ fn stragglers_can_be_retried_after_the_deadline() {
 #[test]
 fn odd_responses_are_surfaced_not_dropped() {
     let mut t = tracker();
-    let tid = t.submit(Target::Device(dev("d1")), &Command::GetState, SendOptions::default(), at(0));
+    let tid = t.submit(
+        Target::Device(dev("d1")),
+        &Command::GetState,
+        SendOptions::default(),
+        at(0),
+    );
     pump(&mut t, at(0));
     events(&mut t);
     let stranger = Tid::random(&mut fastrand::Rng::with_seed(5));
-    t.handle_response(&dev("d1"), &answer(stranger, "d1", Outcome::Succeeded), at(1));
+    t.handle_response(
+        &dev("d1"),
+        &answer(stranger, "d1", Outcome::Succeeded),
+        at(1),
+    );
     t.handle_response(&dev("d2"), &answer(tid, "d2", Outcome::Succeeded), at(1));
     t.handle_response(&dev("d1"), &answer(tid, "d2", Outcome::Succeeded), at(1));
     t.handle_response(&dev("d1"), b"{not json", at(1));
     t.handle_response(&dev("d1"), b"SUCCESS: but nothing was sent as text", at(1));
     let ev = events(&mut t);
-    assert!(matches!(&ev[0], TrackerEvent::Unmatched { why: Unmatched::UnknownTid(x), .. } if *x == stranger));
-    assert!(matches!(&ev[1], TrackerEvent::Unmatched { why: Unmatched::WrongDevice { .. }, .. }));
-    assert!(matches!(&ev[2], TrackerEvent::Unmatched { why: Unmatched::DeviceMismatch { .. }, .. }));
+    assert!(
+        matches!(&ev[0], TrackerEvent::Unmatched { why: Unmatched::UnknownTid(x), .. } if *x == stranger)
+    );
+    assert!(matches!(
+        &ev[1],
+        TrackerEvent::Unmatched {
+            why: Unmatched::WrongDevice { .. },
+            ..
+        }
+    ));
+    assert!(matches!(
+        &ev[2],
+        TrackerEvent::Unmatched {
+            why: Unmatched::DeviceMismatch { .. },
+            ..
+        }
+    ));
     assert!(matches!(&ev[3], TrackerEvent::Malformed { .. }));
-    assert!(matches!(&ev[4], TrackerEvent::Unmatched { why: Unmatched::NoTextCommand, .. }));
+    assert!(matches!(
+        &ev[4],
+        TrackerEvent::Unmatched {
+            why: Unmatched::NoTextCommand,
+            ..
+        }
+    ));
     assert_eq!(t.outstanding(), 1, "none of that touched the real command");
     // A late answer after the timeout updates the member and says it was late.
     t.handle_timeout(at(10_000));
-    t.handle_response(&dev("d1"), &answer(tid, "d1", Outcome::Succeeded), at(12_000));
+    t.handle_response(
+        &dev("d1"),
+        &answer(tid, "d1", Outcome::Succeeded),
+        at(12_000),
+    );
     let m = &t.get(&tid).unwrap().members[&dev("d1")];
     assert!(m.late);
     assert_eq!(m.phase, Phase::Succeeded);
-    assert!(events(&mut t).iter().any(|e| matches!(e, TrackerEvent::Late { .. })));
+    assert!(events(&mut t)
+        .iter()
+        .any(|e| matches!(e, TrackerEvent::Late { .. })));
 }
 
 #[test]
@@ -260,20 +352,31 @@ fn text_commands_are_never_retried_and_ambiguity_is_reported() {
     assert_eq!(sent.len(), 2);
     assert_eq!(sent[0].payload, b"light: on");
     assert_eq!(sent[0].correlation_data, None);
-    assert_eq!(t.poll_timeout(), Some(at(10_000)), "only the deadline, no retry");
+    assert_eq!(
+        t.poll_timeout(),
+        Some(at(10_000)),
+        "only the deadline, no retry"
+    );
     t.handle_response(
         &dev("device1"),
         b"SUCCESS: command ran successfully from payload: b'light: on'",
         at(20),
     );
     let ev = events(&mut t);
-    assert!(ev.iter().any(|e| matches!(e, TrackerEvent::Ambiguous { tid, outstanding: 2, .. } if *tid == a)));
-    assert_eq!(t.get(&a).unwrap().members[&dev("device1")].phase, Phase::Succeeded);
+    assert!(ev
+        .iter()
+        .any(|e| matches!(e, TrackerEvent::Ambiguous { tid, outstanding: 2, .. } if *tid == a)));
+    assert_eq!(
+        t.get(&a).unwrap().members[&dev("device1")].phase,
+        Phase::Succeeded
+    );
     t.handle_timeout(at(10_001));
     assert!(pump(&mut t, at(10_001)).is_empty());
     assert!(matches!(
         t.get(&b).unwrap().members[&dev("device1")].phase,
-        Phase::TimedOut { device_online: None }
+        Phase::TimedOut {
+            device_online: None
+        }
     ));
 }
 
@@ -282,7 +385,12 @@ fn sequence_numbers_grow_per_command() {
     let mut t = tracker();
     let seqs: Vec<u64> = (0..3)
         .map(|i| {
-            t.submit(Target::Device(dev("d1")), &Command::GetState, SendOptions::default(), at(i));
+            t.submit(
+                Target::Device(dev("d1")),
+                &Command::GetState,
+                SendOptions::default(),
+                at(i),
+            );
             let o = t.poll_transmit().unwrap();
             match decode_request(&o.payload) {
                 Ok(IncomingRequest::Envelope(r)) => r.seq,
