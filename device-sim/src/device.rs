@@ -1,0 +1,589 @@
+//! One simulated device: a small tokio task around a protocol session and a device gate.
+//!
+//! Every rule (duplicates, order, expiry, sequences, journal) is the protocol crate's
+//! [`DeviceGate`]; this module only gives the commands their effect (a light that really switches,
+//! a restart that really drops the connection, telemetry that really changes rate), persists what
+//! must survive a restart, and applies the configured faults.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use switchboard_protocol::envelope::{
+    decode_request, text_response, Config, DeviceState, IncomingRequest, Status, Tid, VERSION,
+};
+use switchboard_protocol::gate::{Admission, DeviceGate, GateConfig, Reply};
+use switchboard_protocol::session::{
+    Message, ProtocolVersion, Publish, QoS, Session, SessionConfig, SessionEvent, Will,
+};
+use switchboard_protocol::topic::{self, Topic};
+use switchboard_protocol::{command, Command, DeviceId, GroupId};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_rustls::rustls;
+
+use crate::faults::Faults;
+use crate::link::{now, Link, Wake};
+use crate::store::{Persisted, Store};
+use crate::transport::BrokerUrl;
+
+/// Firmware every device starts with.
+pub const FACTORY_FIRMWARE: &str = "1.0.0";
+/// How many log lines a device keeps.
+const LOG_LINES: usize = 200;
+
+/// What every device of a fleet shares.
+#[derive(Clone, Debug)]
+pub struct FleetOptions {
+    /// The broker.
+    pub url: BrokerUrl,
+    /// TLS settings for `mqtts://` / `wss://`.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Broker user name.
+    pub username: Option<String>,
+    /// Broker password.
+    pub password: Option<String>,
+    /// MQTT version to try first (falls back to 3.1.1 when refused).
+    pub version: ProtocolVersion,
+    /// Keep-alive interval.
+    pub keep_alive: Duration,
+    /// Where devices keep what survives a restart; `None` keeps it in memory.
+    pub state_dir: Option<PathBuf>,
+    /// Default telemetry period; zero turns telemetry off until a device is told otherwise.
+    pub telemetry: Duration,
+}
+
+/// One device's identity and faults.
+#[derive(Clone, Debug)]
+pub struct DeviceSpec {
+    /// Its id (and MQTT client id).
+    pub id: DeviceId,
+    /// Groups whose fan-out topic it subscribes to.
+    pub groups: Vec<GroupId>,
+    /// What goes wrong for it.
+    pub faults: Faults,
+}
+
+/// Counters shared by a fleet, for the summary line.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Devices connected now.
+    pub online: AtomicUsize,
+    /// Commands executed.
+    pub executed: AtomicU64,
+    /// Answers published (executions, replays and rejections).
+    pub answered: AtomicU64,
+}
+
+/// Runs a device until `shutdown` says so, then leaves its retained status offline.
+pub async fn run(
+    spec: DeviceSpec,
+    opts: Arc<FleetOptions>,
+    stats: Arc<Stats>,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let store = Store::new(opts.state_dir.as_deref(), &spec.id);
+    let seed = fastrand::u64(..);
+    let (mut device, replies) = Device::boot(spec, opts.clone(), store, stats, seed).await?;
+    let session = Session::new(device.session_config(), seed)?;
+    let mut link = Link::new(session, opts.url.clone(), opts.tls.clone());
+    for filter in device.filters() {
+        link.session_mut()
+            .subscribe(&filter, QoS::AtLeastOnce, now())?;
+    }
+    for reply in replies {
+        device.respond(&mut link, &reply);
+    }
+    link.session_mut().connect(now());
+    let mut events = Vec::new();
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        let deadline = device.next_deadline();
+        let stop = async {
+            let _ = shutdown.changed().await;
+        };
+        let wake = link.step(deadline, &mut events, stop).await;
+        if wake == Wake::Interrupted {
+            continue;
+        }
+        for event in std::mem::take(&mut events) {
+            device.on_session_event(&mut link, event).await;
+        }
+        device.on_timers(&mut link).await;
+    }
+    device.go_offline(&mut link).await;
+    Ok(())
+}
+
+struct Device {
+    spec: DeviceSpec,
+    opts: Arc<FleetOptions>,
+    gate: DeviceGate,
+    state: DeviceState,
+    persisted: Persisted,
+    store: Store,
+    stats: Arc<Stats>,
+    rng: fastrand::Rng,
+    log: VecDeque<String>,
+    online: bool,
+    /// Incoming messages waiting out an injected delay.
+    inbox: Vec<(Instant, Message)>,
+    /// Outgoing answers waiting out an injected delay.
+    outbox: Vec<(Instant, Publish)>,
+    next_telemetry: Option<Instant>,
+    telemetry_seq: u64,
+    /// Set while restarting: when to come back.
+    back_at: Option<Instant>,
+}
+
+impl Device {
+    /// Starts (or restarts) from what was persisted. Returns the answers for commands that a
+    /// previous life left unfinished (`interrupted`).
+    async fn boot(
+        spec: DeviceSpec,
+        opts: Arc<FleetOptions>,
+        store: Store,
+        stats: Arc<Stats>,
+        seed: u64,
+    ) -> anyhow::Result<(Device, Vec<Reply>)> {
+        let mut d = Device {
+            gate: DeviceGate::new(GateConfig::new(spec.id.clone())),
+            spec,
+            opts,
+            state: DeviceState::default(),
+            persisted: Persisted::default(),
+            store,
+            stats,
+            rng: fastrand::Rng::with_seed(seed),
+            log: VecDeque::new(),
+            online: false,
+            inbox: Vec::new(),
+            outbox: Vec::new(),
+            next_telemetry: None,
+            telemetry_seq: 0,
+            back_at: None,
+        };
+        let replies = d.reboot().await?;
+        Ok((d, replies))
+    }
+
+    /// Reloads what survives a restart and applies the saved configuration.
+    async fn reboot(&mut self) -> anyhow::Result<Vec<Reply>> {
+        let mut p = self.store.load().await?.unwrap_or_default();
+        p.boots += 1;
+        if p.firmware.is_empty() {
+            p.firmware = FACTORY_FIRMWARE.to_owned();
+        }
+        let cfg = p.saved_config.clone();
+        let default_ms = u64::try_from(self.opts.telemetry.as_millis()).unwrap_or(0);
+        self.state = DeviceState {
+            light: cfg.light_on_boot.unwrap_or(false),
+            led: false,
+            telemetry_interval_ms: cfg.telemetry_interval_ms.unwrap_or(default_ms),
+            config: cfg,
+            pending_config: None,
+            firmware: p.firmware.clone(),
+            sequences: Default::default(),
+            boots: p.boots,
+        };
+        let snapshot = std::mem::take(&mut p.gate);
+        let (gate, replies) =
+            DeviceGate::restore(GateConfig::new(self.spec.id.clone()), snapshot, &self.state);
+        self.gate = gate;
+        self.persisted = p;
+        self.persist().await;
+        self.state.sequences = self.gate.sequence_positions();
+        self.inbox.clear();
+        self.schedule_telemetry();
+        if !replies.is_empty() {
+            self.note(format!(
+                "boot {}: {} command(s) were cut off and are reported interrupted",
+                self.state.boots,
+                replies.len()
+            ));
+        } else {
+            self.note(format!("boot {}", self.state.boots));
+        }
+        Ok(replies)
+    }
+
+    fn session_config(&self) -> SessionConfig {
+        let mut c = SessionConfig::new(self.spec.id.as_str());
+        c.version = self.opts.version;
+        c.clean_start = false;
+        c.session_expiry = Duration::from_secs(3600);
+        c.keep_alive = self.opts.keep_alive;
+        c.username = self.opts.username.clone();
+        c.password = self.opts.password.clone().map(String::into_bytes);
+        c.will = Some(Will {
+            topic: topic::status(&self.spec.id),
+            payload: Status::offline(self.spec.id.clone()).encode(),
+            qos: QoS::AtLeastOnce,
+            retain: true,
+        });
+        c
+    }
+
+    fn filters(&self) -> Vec<String> {
+        let mut f = vec![topic::request(&self.spec.id)];
+        f.extend(self.spec.groups.iter().map(topic::group_request));
+        f
+    }
+
+    fn status(&self, online: bool) -> Publish {
+        let status = Status {
+            v: VERSION,
+            device: self.spec.id.clone(),
+            online,
+            groups: self.spec.groups.clone(),
+            capabilities: command::NAMES.iter().map(|s| (*s).to_owned()).collect(),
+            state: online.then(|| self.state.clone()),
+        };
+        let mut p = Publish::new(
+            topic::status(&self.spec.id),
+            status.encode(),
+            QoS::AtLeastOnce,
+        );
+        p.retain = true;
+        p
+    }
+
+    fn note(&mut self, line: String) {
+        tracing::debug!(device = %self.spec.id, "{line}");
+        if self.log.len() == LOG_LINES {
+            self.log.pop_front();
+        }
+        self.log.push_back(format!("{} {line}", now().as_millis()));
+    }
+
+    async fn persist(&mut self) {
+        self.persisted.gate = self.gate.snapshot();
+        if let Err(e) = self.store.save(&self.persisted).await {
+            tracing::error!(device = %self.spec.id, store = %self.store, error = %e, "could not persist state");
+        }
+    }
+
+    fn schedule_telemetry(&mut self) {
+        self.next_telemetry = (self.state.telemetry_interval_ms > 0)
+            .then(|| Instant::now() + Duration::from_millis(self.state.telemetry_interval_ms));
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let queued = self.inbox.iter().map(|(at, _)| *at);
+        let sending = self.outbox.iter().map(|(at, _)| *at);
+        queued
+            .chain(sending)
+            .chain(self.next_telemetry)
+            .chain(self.back_at)
+            .min()
+    }
+
+    fn publish(&mut self, link: &mut Link, p: Publish) {
+        let topic = p.topic.clone();
+        if let Err(e) = link.publish(p) {
+            tracing::warn!(device = %self.spec.id, %topic, error = %e, "publish refused");
+        }
+    }
+
+    /// Publishes an answer on the response topic, through the outgoing faults.
+    fn respond(&mut self, link: &mut Link, reply: &Reply) {
+        self.stats.answered.fetch_add(1, Ordering::Relaxed);
+        let publish = Publish::new(
+            topic::response(&self.spec.id),
+            reply.encode(),
+            QoS::AtLeastOnce,
+        );
+        for delay in self.spec.faults.outgoing(&mut self.rng) {
+            if delay.is_zero() {
+                self.publish(link, publish.clone());
+            } else {
+                self.outbox.push((Instant::now() + delay, publish.clone()));
+            }
+        }
+    }
+
+    async fn on_session_event(&mut self, link: &mut Link, event: SessionEvent) {
+        match event {
+            SessionEvent::Connected { session_present } => {
+                if !self.online {
+                    self.online = true;
+                    self.stats.online.fetch_add(1, Ordering::Relaxed);
+                }
+                tracing::debug!(device = %self.spec.id, session_present, "connected");
+                let status = self.status(true);
+                self.publish(link, status);
+            }
+            SessionEvent::Disconnected { reason, .. } => {
+                self.went_offline();
+                tracing::debug!(device = %self.spec.id, %reason, "disconnected");
+            }
+            SessionEvent::ConnectionRefused { reason, .. } => {
+                self.went_offline();
+                tracing::warn!(device = %self.spec.id, %reason, "broker refused the connection");
+            }
+            SessionEvent::Message(m) => {
+                for delay in self.spec.faults.incoming(&mut self.rng) {
+                    if delay.is_zero() {
+                        self.handle(link, m.clone()).await;
+                    } else {
+                        self.inbox.push((Instant::now() + delay, m.clone()));
+                    }
+                }
+            }
+            SessionEvent::Subscribed {
+                filter,
+                granted: None,
+            } => {
+                tracing::error!(device = %self.spec.id, %filter, "broker refused the subscription");
+            }
+            SessionEvent::PublishFailed { id, reason } => {
+                tracing::warn!(device = %self.spec.id, %id, %reason, "publish failed");
+            }
+            SessionEvent::ProtocolError(e) => {
+                tracing::warn!(device = %self.spec.id, error = %e, "protocol error");
+            }
+            _ => {}
+        }
+    }
+
+    fn went_offline(&mut self) {
+        if self.online {
+            self.online = false;
+            self.stats.online.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    async fn on_timers(&mut self, link: &mut Link) {
+        let now_i = Instant::now();
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.inbox)
+            .into_iter()
+            .partition(|(at, _)| *at <= now_i);
+        self.inbox = later;
+        for (_, m) in due {
+            self.handle(link, m).await;
+        }
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.outbox)
+            .into_iter()
+            .partition(|(at, _)| *at <= now_i);
+        self.outbox = later;
+        for (_, p) in due {
+            self.publish(link, p);
+        }
+        if self.next_telemetry.is_some_and(|at| at <= now_i) {
+            self.schedule_telemetry();
+            if link.session().is_connected() {
+                self.telemetry_seq += 1;
+                let payload = json!({
+                    "device": self.spec.id,
+                    "seq": self.telemetry_seq,
+                    "at": now().as_millis(),
+                    "interval_ms": self.state.telemetry_interval_ms,
+                    "light": self.state.light,
+                    "temperature": 20.0 + 5.0 * ((self.telemetry_seq as f64) / 10.0).sin(),
+                });
+                let p = Publish::new(
+                    topic::telemetry(&self.spec.id),
+                    payload.to_string(),
+                    QoS::AtMostOnce,
+                );
+                self.publish(link, p);
+            }
+        }
+        if self.back_at.is_some_and(|at| at <= now_i) {
+            self.back_at = None;
+            match self.reboot().await {
+                Ok(replies) => {
+                    for r in replies {
+                        self.respond(link, &r);
+                    }
+                }
+                Err(e) => tracing::error!(device = %self.spec.id, error = %e, "reboot failed"),
+            }
+            link.session_mut().connect(now());
+        }
+    }
+
+    /// Handles one command message.
+    async fn handle(&mut self, link: &mut Link, m: Message) {
+        match Topic::parse(&m.topic) {
+            Some(Topic::Request(d)) if d == self.spec.id => {}
+            Some(Topic::GroupRequest(g)) if self.spec.groups.contains(&g) => {}
+            _ => {
+                tracing::warn!(device = %self.spec.id, topic = %m.topic, "message on a topic this device does not serve");
+                return;
+            }
+        }
+        if self.back_at.is_some() {
+            // Restarting: a real device would not be listening. The broker keeps the command.
+            return;
+        }
+        let at = now();
+        let admission = match decode_request(&m.payload) {
+            Ok(IncomingRequest::Envelope(req)) => self.gate.admit(&req, at, &self.state),
+            Ok(IncomingRequest::Text(text)) => {
+                let tid = Tid::random(&mut self.rng);
+                self.gate.admit_text(&text, tid, at, &self.state)
+            }
+            Err(e) => {
+                tracing::warn!(device = %self.spec.id, error = %e, "malformed command");
+                self.note(format!("malformed command: {e}"));
+                self.respond(link, &Reply::Text(text_response(false, &m.payload)));
+                return;
+            }
+        };
+        match admission {
+            Admission::Execute(ticket) => {
+                // Write-ahead: the journal names the command before anything happens.
+                self.persist().await;
+                if self.rng.f64() < self.spec.faults.cut {
+                    self.power_cut(link).await;
+                    return;
+                }
+                if !self.spec.faults.slow.is_zero() {
+                    tokio::time::sleep(self.spec.faults.slow).await;
+                }
+                let command = ticket.command().clone();
+                let result = self.act(link, &command);
+                self.stats.executed.fetch_add(1, Ordering::Relaxed);
+                self.state.sequences = self.gate.sequence_positions();
+                let reply = self.gate.finish(ticket, result, &self.state);
+                self.state.sequences = self.gate.sequence_positions();
+                self.persist().await;
+                self.respond(link, &reply);
+                if let Command::Restart { delay_ms } = command {
+                    self.restart(link, Duration::from_millis(delay_ms.max(100)));
+                } else if link.session().is_connected() {
+                    let status = self.status(true);
+                    self.publish(link, status);
+                }
+            }
+            Admission::Replay(reply) | Admission::Reject(reply) => {
+                if let Reply::Envelope(r) = &reply {
+                    self.note(format!("{} {}: {}", r.cmd, r.tid, r.outcome.label()));
+                }
+                self.respond(link, &reply);
+            }
+            Admission::InProgress { tid } => {
+                tracing::debug!(device = %self.spec.id, %tid, "duplicate of a command in progress");
+            }
+        }
+    }
+
+    /// Gives a command its effect. `Err` is a failure message.
+    fn act(&mut self, link: &mut Link, command: &Command) -> Result<serde_json::Value, String> {
+        self.note(format!("executing {}", command.name()));
+        match command {
+            Command::Light { on } => {
+                self.state.light = *on;
+                Ok(json!({ "light": on }))
+            }
+            Command::Led { on } => {
+                self.state.led = *on;
+                Ok(json!({ "led": on }))
+            }
+            Command::Restart { delay_ms } => Ok(json!({ "restarting_in_ms": delay_ms })),
+            Command::GetLog { lines } => {
+                let n = usize::try_from(*lines)
+                    .unwrap_or(usize::MAX)
+                    .min(self.log.len());
+                let lines: Vec<_> = self.log.iter().skip(self.log.len() - n).cloned().collect();
+                let payload = json!({ "device": self.spec.id, "lines": lines });
+                let topic = topic::log(&self.spec.id);
+                self.publish(
+                    link,
+                    Publish::new(topic.clone(), payload.to_string(), QoS::AtLeastOnce),
+                );
+                Ok(json!({ "published": n, "topic": topic }))
+            }
+            Command::SetTelemetryInterval { interval_ms } => {
+                self.state.telemetry_interval_ms = *interval_ms;
+                self.schedule_telemetry();
+                Ok(json!({ "telemetry_interval_ms": interval_ms }))
+            }
+            Command::SetConfig { config } => {
+                let saved = &mut self.persisted.saved_config;
+                merge(saved, config);
+                let saved = saved.clone();
+                self.state.pending_config = (saved != self.state.config).then_some(saved.clone());
+                Ok(json!({ "saved": saved, "takes_effect": "next restart" }))
+            }
+            Command::GetState => serde_json::to_value(&self.state).map_err(|e| e.to_string()),
+            Command::FirmwareStage { version } => {
+                self.persisted.staged_firmware = Some(version.clone());
+                Ok(json!({ "staged": version }))
+            }
+            Command::FirmwareVerify => match &self.persisted.staged_firmware {
+                Some(v) => Ok(json!({ "verified": v })),
+                None => Err("nothing staged to verify".to_owned()),
+            },
+            Command::FirmwareActivate => match self.persisted.staged_firmware.take() {
+                Some(v) => {
+                    self.persisted.firmware = v.clone();
+                    self.state.firmware = v.clone();
+                    Ok(json!({ "firmware": v }))
+                }
+                None => Err("nothing staged to activate".to_owned()),
+            },
+            _ => Err(format!(
+                "{} is not supported by this device",
+                command.name()
+            )),
+        }
+    }
+
+    /// Says goodbye (retained status offline), leaves, and comes back after `delay`.
+    fn restart(&mut self, link: &mut Link, delay: Duration) {
+        self.note(format!("restarting for {} ms", delay.as_millis()));
+        let status = self.status(false);
+        self.publish(link, status);
+        link.session_mut().disconnect(now());
+        self.went_offline();
+        self.back_at = Some(Instant::now() + delay);
+    }
+
+    /// Loses power mid-command: the connection drops without a word (the broker publishes the Last
+    /// Will), the device boots again from storage and reports what it was doing as interrupted.
+    async fn power_cut(&mut self, link: &mut Link) {
+        tracing::info!(device = %self.spec.id, "power cut mid-command (injected fault)");
+        link.cut();
+        self.went_offline();
+        match self.reboot().await {
+            Ok(replies) => {
+                for r in replies {
+                    self.respond(link, &r);
+                }
+            }
+            Err(e) => tracing::error!(device = %self.spec.id, error = %e, "reboot failed"),
+        }
+    }
+
+    /// Clean shutdown: retained status offline, DISCONNECT.
+    async fn go_offline(&mut self, link: &mut Link) {
+        if link.session().is_connected() {
+            let status = self.status(false);
+            self.publish(link, status);
+        }
+        link.session_mut().disconnect(now());
+        let mut events = Vec::new();
+        link.flush(&mut events).await;
+        self.went_offline();
+    }
+}
+
+/// Saved configuration: fields given replace the saved ones, fields left out stay.
+fn merge(saved: &mut Config, new: &Config) {
+    if let Some(v) = new.telemetry_interval_ms {
+        saved.telemetry_interval_ms = Some(v);
+    }
+    if let Some(v) = new.light_on_boot {
+        saved.light_on_boot = Some(v);
+    }
+    if let Some(v) = &new.label {
+        saved.label = Some(v.clone());
+    }
+}
