@@ -269,6 +269,7 @@ async fn run_fleet(args: RunArgs) -> anyhow::Result<ExitCode> {
         keep_alive: Duration::from_secs(args.keep_alive_secs),
         state_dir: args.state_dir.clone(),
         telemetry: Duration::from_millis(args.telemetry_ms),
+        audit: false,
     };
     let mut groups: Vec<String> = specs
         .iter()

@@ -54,6 +54,8 @@ pub struct FleetOptions {
     pub state_dir: Option<PathBuf>,
     /// Default telemetry period; zero turns telemetry off until a device is told otherwise.
     pub telemetry: Duration,
+    /// Record every execution by device and TID in [`Stats::executions`] (for tests and audits).
+    pub audit: bool,
 }
 
 /// One device's identity and faults.
@@ -76,6 +78,17 @@ pub struct Stats {
     pub executed: AtomicU64,
     /// Answers published (executions, replays and rejections).
     pub answered: AtomicU64,
+    /// With [`FleetOptions::audit`]: how many times each device executed each TID.
+    pub executions: std::sync::Mutex<std::collections::HashMap<(DeviceId, Tid), u32>>,
+}
+
+impl Stats {
+    /// How many times `device` executed `tid` (needs [`FleetOptions::audit`]).
+    pub fn executions_of(&self, device: &DeviceId, tid: &Tid) -> u32 {
+        self.executions
+            .lock()
+            .map_or(0, |m| m.get(&(device.clone(), *tid)).copied().unwrap_or(0))
+    }
 }
 
 /// Runs a device until `shutdown` says so, then leaves its retained status offline.
@@ -192,8 +205,12 @@ impl Device {
             boots: p.boots,
         };
         let snapshot = std::mem::take(&mut p.gate);
-        let (gate, replies) =
-            DeviceGate::restore(GateConfig::new(self.spec.id.clone()), snapshot, &self.state);
+        let (gate, replies) = DeviceGate::restore(
+            GateConfig::new(self.spec.id.clone()),
+            snapshot,
+            &self.state,
+            now(),
+        );
         self.gate = gate;
         self.persisted = p;
         self.persist().await;
@@ -448,10 +465,15 @@ impl Device {
                     tokio::time::sleep(self.spec.faults.slow).await;
                 }
                 let command = ticket.command().clone();
+                if self.opts.audit {
+                    if let Ok(mut m) = self.stats.executions.lock() {
+                        *m.entry((self.spec.id.clone(), ticket.tid())).or_default() += 1;
+                    }
+                }
                 let result = self.act(link, &command);
                 self.stats.executed.fetch_add(1, Ordering::Relaxed);
                 self.state.sequences = self.gate.sequence_positions();
-                let reply = self.gate.finish(ticket, result, &self.state);
+                let reply = self.gate.finish(ticket, result, &self.state, now());
                 self.state.sequences = self.gate.sequence_positions();
                 self.persist().await;
                 self.respond(link, &reply);

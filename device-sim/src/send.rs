@@ -1,7 +1,7 @@
 //! The command-line sender: one command to a device or a group, followed to its outcome by the
 //! protocol's command tracker, exactly as the panel does it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use switchboard_protocol::{Command, IssuerId, Tid};
 use tokio::time::Instant;
 use tokio_rustls::rustls;
 
-use crate::link::{instant_at, now, Link};
+use crate::link::{instant_at, now, Link, Wake};
 use crate::transport::BrokerUrl;
 
 /// What to send.
@@ -47,130 +47,217 @@ pub struct SendRequest {
     pub timeout: Duration,
 }
 
-/// Sends one command and follows it. Returns the tracked command at the end.
-pub async fn send(req: SendRequest) -> anyhow::Result<Tracked> {
-    let issuer = IssuerId::new("cli")?;
-    let mut config = TrackerConfig::new(issuer);
-    config.deadline = req.timeout;
-    // A time-based first sequence number keeps successive invocations in order on the devices.
-    config.first_seq = now().as_millis().saturating_mul(1000);
-    let mut tracker = CommandTracker::new(config, fastrand::u64(..));
+/// A connected application: a protocol session and a command tracker, following commands to
+/// their outcome exactly as the panel does.
+#[derive(Debug)]
+pub struct Operator {
+    link: Link,
+    tracker: CommandTracker,
+    publishes: HashMap<u64, Tid>,
+    delivered: HashSet<Tid>,
+}
 
-    let mut sc = SessionConfig::new(format!("cli-{:08x}", fastrand::u32(..)));
-    sc.username = req.username.clone();
-    sc.password = req.password.clone().map(String::into_bytes);
-    let mut link = Link::new(
-        Session::new(sc, fastrand::u64(..))?,
-        req.url.clone(),
-        req.tls,
-    );
-    let group = matches!(req.target, Target::Group(_));
-    let responses = match &req.target {
-        Target::Device(d) => topic::response(d),
-        Target::Group(_) => topic::ALL_RESPONSES.to_owned(),
-    };
-    link.session_mut()
-        .subscribe(&responses, QoS::AtLeastOnce, now())?;
-    link.session_mut()
-        .subscribe(topic::ALL_STATUS, QoS::AtLeastOnce, now())?;
-    link.session_mut().connect(now());
+/// How an operator connects.
+#[derive(Clone, Debug)]
+pub struct OperatorOptions {
+    /// The broker.
+    pub url: BrokerUrl,
+    /// TLS settings.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Broker credentials.
+    pub username: Option<String>,
+    /// Broker credentials.
+    pub password: Option<String>,
+    /// Commands' deadline.
+    pub timeout: Duration,
+    /// Wait this long after subscribing for retained statuses (presence) to arrive.
+    pub presence_wait: Duration,
+}
 
-    // Connect, subscribe, and let the retained statuses (presence) arrive.
-    let mut events = Vec::new();
-    let mut subscribed = 0;
-    let connect_by = Instant::now() + Duration::from_secs(10);
-    let mut quiet_until: Option<Instant> = None;
-    loop {
-        let deadline = quiet_until.unwrap_or(connect_by);
-        let woke = link
-            .step(Some(deadline), &mut events, std::future::pending())
-            .await;
-        for e in events.drain(..) {
-            match e {
-                SessionEvent::Subscribed { .. } => subscribed += 1,
-                SessionEvent::Message(m) => {
-                    if let Some(Topic::Status(d)) = Topic::parse(&m.topic) {
-                        tracker.handle_status(&d, &m.payload);
-                        quiet_until = Some(Instant::now() + Duration::from_millis(200));
+impl Operator {
+    /// Connects, subscribes to every response and status topic, and takes in presence.
+    pub async fn connect(opts: OperatorOptions) -> anyhow::Result<Operator> {
+        let issuer = IssuerId::new("cli")?;
+        let mut config = TrackerConfig::new(issuer);
+        config.deadline = opts.timeout;
+        // A time-based first sequence number keeps successive invocations in order on devices.
+        config.first_seq = now().as_millis().saturating_mul(1000);
+        let tracker = CommandTracker::new(config, fastrand::u64(..));
+
+        let mut sc = SessionConfig::new(format!("cli-{:08x}", fastrand::u32(..)));
+        sc.username = opts.username.clone();
+        sc.password = opts.password.clone().map(String::into_bytes);
+        sc.max_offline_queue = 100_000;
+        let mut link = Link::new(
+            Session::new(sc, fastrand::u64(..))?,
+            opts.url.clone(),
+            opts.tls,
+        );
+        link.session_mut()
+            .subscribe(topic::ALL_RESPONSES, QoS::AtLeastOnce, now())?;
+        link.session_mut()
+            .subscribe(topic::ALL_STATUS, QoS::AtLeastOnce, now())?;
+        link.session_mut().connect(now());
+        let mut op = Operator {
+            link,
+            tracker,
+            publishes: HashMap::new(),
+            delivered: HashSet::new(),
+        };
+        let mut events = Vec::new();
+        let mut subscribed = 0;
+        let connect_by = Instant::now() + Duration::from_secs(10);
+        let mut quiet_until: Option<Instant> = None;
+        loop {
+            let deadline = quiet_until.unwrap_or(connect_by);
+            let woke = op
+                .link
+                .step(Some(deadline), &mut events, std::future::pending())
+                .await;
+            for e in events.drain(..) {
+                match e {
+                    SessionEvent::Subscribed { .. } => subscribed += 1,
+                    SessionEvent::ConnectionRefused { reason, .. } => {
+                        anyhow::bail!("{}: the broker refused the connection: {reason}", opts.url)
                     }
+                    SessionEvent::Message(m) => {
+                        if matches!(Topic::parse(&m.topic), Some(Topic::Status(_))) {
+                            // More retained statuses are arriving: keep listening a little.
+                            quiet_until = Some(
+                                Instant::now() + opts.presence_wait.min(Duration::from_millis(200)),
+                            );
+                        }
+                        op.on_message(&m.topic, &m.payload);
+                    }
+                    _ => {}
                 }
-                SessionEvent::ConnectionRefused { reason, .. } => {
-                    anyhow::bail!("{}: the broker refused the connection: {reason}", req.url)
+            }
+            if subscribed >= 2 && quiet_until.is_none() {
+                quiet_until = Some(Instant::now() + opts.presence_wait);
+            }
+            if woke == Wake::Deadline {
+                if subscribed >= 2 {
+                    return Ok(op);
                 }
-                _ => {}
+                anyhow::bail!("{}: could not connect and subscribe within 10 s", opts.url);
             }
-        }
-        if subscribed >= 2 && quiet_until.is_none() {
-            // No retained status yet: give the broker a moment to deliver them.
-            quiet_until =
-                Some(Instant::now() + Duration::from_millis(if group { 300 } else { 50 }));
-        }
-        if woke == crate::link::Wake::Deadline {
-            if subscribed >= 2 {
-                break;
-            }
-            anyhow::bail!("{}: could not connect and subscribe within 10 s", req.url);
         }
     }
 
+    /// The tracker, to read commands' state.
+    pub fn tracker(&self) -> &CommandTracker {
+        &self.tracker
+    }
+
+    /// The tracker, to submit commands.
+    pub fn tracker_mut(&mut self) -> &mut CommandTracker {
+        &mut self.tracker
+    }
+
+    /// Whether the broker acknowledged (at least once) the command `tid`.
+    pub fn delivered(&self, tid: &Tid) -> bool {
+        self.delivered.contains(tid)
+    }
+
+    fn on_message(&mut self, topic: &str, payload: &[u8]) {
+        match Topic::parse(topic) {
+            Some(Topic::Response(d)) => self.tracker.handle_response(&d, payload, now()),
+            Some(Topic::Status(d)) => self.tracker.handle_status(&d, payload),
+            _ => {}
+        }
+    }
+
+    /// Moves commands, answers and timers along until `done` says so. Tracker events are logged.
+    pub async fn run_until(&mut self, mut done: impl FnMut(&Operator) -> bool) {
+        let mut events = Vec::new();
+        loop {
+            while let Some(out) = self.tracker.poll_transmit() {
+                match self.link.publish(out.to_publish()) {
+                    Ok(id) => {
+                        self.publishes.insert(id.as_u64(), out.tid);
+                        self.tracker.handle_sent(out.tid, now());
+                    }
+                    Err(e) => self
+                        .tracker
+                        .handle_send_failed(out.tid, e.to_string(), now()),
+                }
+            }
+            while let Some(e) = self.tracker.poll_event() {
+                tracing::debug!(?e, "tracker");
+            }
+            if done(self) {
+                return;
+            }
+            let deadline = self.tracker.poll_timeout().map(instant_at);
+            self.link
+                .step(deadline, &mut events, std::future::pending())
+                .await;
+            self.tracker.handle_timeout(now());
+            for e in events.drain(..) {
+                match e {
+                    SessionEvent::Delivered(id) => {
+                        if let Some(tid) = self.publishes.remove(&id.as_u64()) {
+                            self.tracker.handle_delivered(tid);
+                            self.delivered.insert(tid);
+                        }
+                    }
+                    SessionEvent::PublishFailed { id, reason } => {
+                        if let Some(tid) = self.publishes.remove(&id.as_u64()) {
+                            self.tracker.handle_send_failed(tid, reason, now());
+                        }
+                    }
+                    SessionEvent::Message(m) => self.on_message(&m.topic, &m.payload),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Leaves the broker cleanly.
+    pub async fn disconnect(mut self) {
+        let mut events = Vec::new();
+        self.link.session_mut().disconnect(now());
+        self.link.flush(&mut events).await;
+    }
+}
+
+/// Sends one command and follows it. Returns the tracked command at the end.
+pub async fn send(req: SendRequest) -> anyhow::Result<Tracked> {
+    let group = matches!(req.target, Target::Group(_));
+    let mut op = Operator::connect(OperatorOptions {
+        url: req.url,
+        tls: req.tls,
+        username: req.username,
+        password: req.password,
+        timeout: req.timeout,
+        presence_wait: Duration::from_millis(if group { 300 } else { 50 }),
+    })
+    .await?;
     let tid = match &req.payload {
-        Payload::Command(c) => tracker.submit(req.target.clone(), c, SendOptions::default(), now()),
+        Payload::Command(c) => {
+            op.tracker
+                .submit(req.target.clone(), c, SendOptions::default(), now())
+        }
         Payload::Text(t) => match &req.target {
-            Target::Device(d) => tracker.submit_text(d.clone(), t, SendOptions::default(), now()),
+            Target::Device(d) => {
+                op.tracker
+                    .submit_text(d.clone(), t, SendOptions::default(), now())
+            }
             Target::Group(_) => anyhow::bail!("text commands go to one device, not a group"),
         },
     };
-    let mut publishes: HashMap<u64, Tid> = HashMap::new();
-    let mut delivered = false;
-    loop {
-        while let Some(out) = tracker.poll_transmit() {
-            match link.publish(out.to_publish()) {
-                Ok(id) => {
-                    publishes.insert(id.as_u64(), out.tid);
-                    tracker.handle_sent(out.tid, now());
-                }
-                Err(e) => tracker.handle_send_failed(out.tid, e.to_string(), now()),
-            }
-        }
-        while let Some(e) = tracker.poll_event() {
-            tracing::debug!(?e, "tracker");
-        }
-        let t = tracker
-            .get(&tid)
-            .ok_or_else(|| anyhow::anyhow!("command vanished"))?;
-        if t.is_finished() || (!req.wait && delivered) {
-            let t = t.clone();
-            let mut events = Vec::new();
-            link.session_mut().disconnect(now());
-            link.flush(&mut events).await;
-            return Ok(t);
-        }
-        let deadline = tracker.poll_timeout().map(instant_at);
-        link.step(deadline, &mut events, std::future::pending())
-            .await;
-        tracker.handle_timeout(now());
-        for e in events.drain(..) {
-            match e {
-                SessionEvent::Delivered(id) => {
-                    if let Some(tid) = publishes.remove(&id.as_u64()) {
-                        tracker.handle_delivered(tid);
-                        delivered = true;
-                    }
-                }
-                SessionEvent::PublishFailed { id, reason } => {
-                    if let Some(tid) = publishes.remove(&id.as_u64()) {
-                        tracker.handle_send_failed(tid, reason, now());
-                    }
-                }
-                SessionEvent::Message(m) => match Topic::parse(&m.topic) {
-                    Some(Topic::Response(d)) => tracker.handle_response(&d, &m.payload, now()),
-                    Some(Topic::Status(d)) => tracker.handle_status(&d, &m.payload),
-                    _ => {}
-                },
-                _ => {}
-            }
-        }
-    }
+    let wait = req.wait;
+    op.run_until(|op| {
+        op.tracker.get(&tid).is_none_or(Tracked::is_finished) || (!wait && op.delivered(&tid))
+    })
+    .await;
+    let tracked = op
+        .tracker
+        .get(&tid)
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("command {tid} vanished"))?;
+    op.disconnect().await;
+    Ok(tracked)
 }
 
 /// One line per device, and whether every device succeeded.

@@ -179,8 +179,13 @@ impl Sequence {
 pub struct GateConfig {
     /// The device this gate guards.
     pub device: DeviceId,
-    /// How many finished TIDs are remembered for duplicate suppression.
+    /// How many finished TIDs are remembered for duplicate suppression at least. A TID whose
+    /// command has not expired yet (its retransmissions may still come) is kept beyond this, up to
+    /// `max_remembered`.
     pub window: usize,
+    /// Hard cap on remembered TIDs, whatever their expiry. Past it the oldest are forgotten; their
+    /// stale sequence numbers still keep them from running again.
+    pub max_remembered: usize,
     /// How many issuers' sequence numbers are remembered (least recently seen forgotten first).
     pub max_issuers: usize,
     /// The ordered sequences this device enforces.
@@ -193,6 +198,7 @@ impl GateConfig {
         GateConfig {
             device,
             window: 64,
+            max_remembered: 4096,
             max_issuers: 16,
             sequences: vec![SequenceDef::firmware()],
         }
@@ -210,6 +216,9 @@ struct Finished {
     result: serde_json::Value,
     #[serde(default)]
     error: Option<String>,
+    /// Until when a retransmission may arrive (the request's expiry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_at: Option<Timestamp>,
 }
 
 /// A command being executed, as written to the journal.
@@ -221,6 +230,9 @@ pub struct JournalEntry {
     pub cmd: String,
     /// When execution started.
     pub started_at: Timestamp,
+    /// When the request expires, if it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
     /// For a text command, the payload as received (the answer quotes it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<Vec<u8>>,
@@ -340,10 +352,11 @@ impl DeviceGate {
         config: GateConfig,
         snapshot: GateSnapshot,
         state: &DeviceState,
+        now: Timestamp,
     ) -> (DeviceGate, Vec<Reply>) {
         let mut gate = DeviceGate::new(config);
         for f in snapshot.recent {
-            gate.remember(f);
+            gate.remember(f, now);
         }
         gate.issuers = snapshot.issuers;
         if snapshot.sequences.len() == gate.sequences.len() {
@@ -364,9 +377,10 @@ impl DeviceGate {
                     .error,
                 outcome,
                 result: serde_json::Value::Null,
+                expires_at: entry.expires_at,
             };
             replies.push(gate.reply_for(&finished, entry.text.as_deref(), state));
-            gate.remember(finished);
+            gate.remember(finished, now);
         }
         gate.dirty = true;
         (gate, replies)
@@ -412,12 +426,15 @@ impl DeviceGate {
         if let Some(f) = self.recent.get(&req.tid) {
             return Admission::Replay(self.reply_for(f, None, state));
         }
-        if let Some(expired_at) = req.expires_at().filter(|at| *at < now) {
+        let expires_at = req.expires_at();
+        if let Some(expired_at) = expires_at.filter(|at| *at < now) {
             return self.reject(
                 req.tid,
                 &req.cmd,
                 None,
+                expires_at,
                 Rejection::Expired { expired_at },
+                now,
                 state,
             );
         }
@@ -427,12 +444,12 @@ impl DeviceGate {
                 last_seq,
                 got_seq: req.seq,
             };
-            return self.reject(req.tid, &req.cmd, None, reason, state);
+            return self.reject(req.tid, &req.cmd, None, expires_at, reason, now, state);
         }
         self.record_seq(&req.issuer, req.seq);
         match Command::from_parts(&req.cmd, &req.args) {
-            Ok(command) => self.start(req.tid, command, None, now, state),
-            Err(reason) => self.reject(req.tid, &req.cmd, None, reason, state),
+            Ok(command) => self.start(req.tid, command, None, expires_at, now, state),
+            Err(reason) => self.reject(req.tid, &req.cmd, None, expires_at, reason, now, state),
         }
     }
 
@@ -447,10 +464,10 @@ impl DeviceGate {
     ) -> Admission {
         let text = String::from_utf8_lossy(payload);
         match Command::parse_text(&text) {
-            Ok(command) => self.start(tid, command, Some(payload.to_vec()), now, state),
+            Ok(command) => self.start(tid, command, Some(payload.to_vec()), None, now, state),
             Err(reason) => {
                 let name = text.split(':').next().unwrap_or_default().trim().to_owned();
-                self.reject(tid, &name, Some(payload), reason, state)
+                self.reject(tid, &name, Some(payload), None, reason, now, state)
             }
         }
     }
@@ -462,6 +479,7 @@ impl DeviceGate {
         ticket: Ticket,
         outcome: Result<serde_json::Value, String>,
         state: &DeviceState,
+        now: Timestamp,
     ) -> Reply {
         let entry = self
             .journal
@@ -469,6 +487,7 @@ impl DeviceGate {
             .position(|j| j.tid == ticket.tid)
             .map(|i| self.journal.remove(i));
         let ok = outcome.is_ok();
+        let expires_at = entry.as_ref().and_then(|e| e.expires_at);
         if let Some(seq) = entry
             .and_then(|e| e.sequence)
             .and_then(|i| self.sequences.get_mut(i))
@@ -489,9 +508,10 @@ impl DeviceGate {
             },
             result,
             error,
+            expires_at,
         };
         let reply = self.reply_for(&finished, ticket.text.as_deref(), state);
-        self.remember(finished);
+        self.remember(finished, now);
         self.dirty = true;
         reply
     }
@@ -501,6 +521,7 @@ impl DeviceGate {
         tid: Tid,
         command: Command,
         text: Option<Vec<u8>>,
+        expires_at: Option<Timestamp>,
         now: Timestamp,
         state: &DeviceState,
     ) -> Admission {
@@ -508,7 +529,8 @@ impl DeviceGate {
         for (i, seq) in self.sequences.iter_mut().enumerate() {
             if let Some(k) = seq.step_index(command.name()) {
                 if let Err(reason) = seq.start(k) {
-                    return self.reject(tid, command.name(), text.as_deref(), reason, state);
+                    let text = text.as_deref();
+                    return self.reject(tid, command.name(), text, expires_at, reason, now, state);
                 }
                 sequence = Some(i);
                 break;
@@ -518,6 +540,7 @@ impl DeviceGate {
             tid,
             cmd: command.name().to_owned(),
             started_at: now,
+            expires_at,
             text: text.clone(),
             sequence,
         });
@@ -525,12 +548,15 @@ impl DeviceGate {
         Admission::Execute(Ticket { tid, command, text })
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn reject(
         &mut self,
         tid: Tid,
         cmd: &str,
         text: Option<&[u8]>,
+        expires_at: Option<Timestamp>,
         reason: Rejection,
+        now: Timestamp,
         state: &DeviceState,
     ) -> Admission {
         let finished = Finished {
@@ -539,10 +565,11 @@ impl DeviceGate {
             error: Some(reason.to_string()),
             outcome: Outcome::Rejected { reason },
             result: serde_json::Value::Null,
+            expires_at,
         };
         let reply = self.reply_for(&finished, text, state);
         if text.is_none() {
-            self.remember(finished);
+            self.remember(finished, now);
             self.dirty = true;
         }
         Admission::Reject(reply)
@@ -566,7 +593,10 @@ impl DeviceGate {
         })
     }
 
-    fn remember(&mut self, f: Finished) {
+    /// Remembers an answer under its TID. The oldest are forgotten once more than `window` are
+    /// kept, except those whose command has not expired yet (a retransmission may still come),
+    /// which are kept up to `max_remembered`.
+    fn remember(&mut self, f: Finished, now: Timestamp) {
         if self.config.window == 0 {
             return;
         }
@@ -575,6 +605,15 @@ impl DeviceGate {
             self.recent_order.push_back(tid);
         }
         while self.recent_order.len() > self.config.window {
+            let live = self
+                .recent_order
+                .front()
+                .and_then(|t| self.recent.get(t))
+                .and_then(|f| f.expires_at)
+                .is_some_and(|at| at >= now);
+            if live && self.recent_order.len() <= self.config.max_remembered {
+                break;
+            }
             if let Some(old) = self.recent_order.pop_front() {
                 self.recent.remove(&old);
             }

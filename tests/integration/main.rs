@@ -1,6 +1,9 @@
 //! Every integration test, in one binary: it links once, and tests share helpers as modules.
-//! Tests that need an MQTT broker join this binary too, each starting a real broker of its own.
+//! Tests that need an MQTT broker start a real one of their own: mosquitto (Debian's package) with
+//! a configuration the test writes, and the simulator's embedded broker.
 
 #![allow(clippy::unwrap_used)]
 
 mod protocol_smoke;
+mod simulator;
+mod support;

@@ -3,8 +3,10 @@
 //!
 //! `cargo xtask test` is what CI runs (`.ci/run`) and what a developer runs before pushing: it
 //! installs the pinned tools that are missing, then runs formatting, lints, the native tests and the
-//! protocol tests on wasm32 in headless Firefox and Chromium.
+//! protocol tests on wasm32 in headless Firefox and Chromium. `cargo xtask bench` measures the
+//! device simulator (memory per device, commands per second) and prints one table.
 
+mod bench;
 mod install;
 mod step;
 mod test;
@@ -29,7 +31,13 @@ commands:
   wasm-runner <test.wasm> [args...]
         Cargo's runner for wasm32 test binaries, set by `test`: runs a binary in both browsers.
 
-run, bench: coming with the simulator and panel";
+  bench [NAME...]
+        Build device-sim in release and measure it side by side in one run: memory per
+        simulated device (embedded broker and mosquitto) and commands per second with 1,000
+        devices. Prints a table and writes it to target/bench/simulator.txt. With NAME, only
+        the measurements whose name contains it.
+
+run: coming with the panel";
 
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
@@ -39,6 +47,7 @@ fn main() -> ExitCode {
     };
     let result = match command.as_str() {
         "test" => test::run(rest),
+        "bench" => bench::run(rest),
         "wasm-runner" => wasm_runner::run(rest),
         "help" | "-h" | "--help" => {
             println!("{USAGE}");

@@ -72,6 +72,17 @@ pub fn run(args: &[OsString]) -> Result {
             "warnings",
         ]))
     })?;
+    // The integration tests start the simulator binary as a separate process (to kill it
+    // mid-command), so it must exist next to the test binaries.
+    step("build the device-sim binary", || {
+        execute(cargo().current_dir(&workspace).args([
+            "build",
+            "--package",
+            "device-sim",
+            "--bin",
+            "device-sim",
+        ]))
+    })?;
     step("native tests", || {
         execute(
             cargo()

@@ -566,7 +566,8 @@ impl CommandTracker {
             t.progress.count(&m.phase, -1);
             t.progress.count(&phase, 1);
             m.phase = phase.clone();
-            m.finished_at = Some(now);
+            // It timed out at its deadline, however late the timer fired.
+            m.finished_at = Some(t.deadline.min(now));
             self.events.push_back(TrackerEvent::Member {
                 tid,
                 device: d.clone(),

@@ -50,7 +50,7 @@ fn rejection(a: Admission) -> Rejection {
 
 fn run(g: &mut DeviceGate, r: &Request) -> Reply {
     match g.admit(r, now(), &DeviceState::default()) {
-        Admission::Execute(t) => g.finish(t, Ok(json!(null)), &DeviceState::default()),
+        Admission::Execute(t) => g.finish(t, Ok(json!(null)), &DeviceState::default(), now()),
         other => panic!("expected execute, got {other:?}"),
     }
 }
@@ -80,7 +80,7 @@ fn duplicate_of_a_running_command_is_in_progress() {
         Admission::InProgress { tid } if tid == r.tid
     ));
     assert_eq!(g.journal().len(), 1);
-    let _ = g.finish(ticket, Ok(json!(null)), &DeviceState::default());
+    let _ = g.finish(ticket, Ok(json!(null)), &DeviceState::default(), now());
     assert!(g.journal().is_empty());
 }
 
@@ -250,7 +250,12 @@ fn a_failed_step_does_not_advance_the_sequence() {
         reason,
         Rejection::SequenceViolation { expected: None, .. }
     ));
-    let reply = g.finish(t, Err("checksum mismatch".into()), &DeviceState::default());
+    let reply = g.finish(
+        t,
+        Err("checksum mismatch".into()),
+        &DeviceState::default(),
+        now(),
+    );
     let Reply::Envelope(r) = reply else { panic!() };
     assert_eq!(r.outcome, Outcome::Failed);
     assert_eq!(r.error.as_deref(), Some("checksum mismatch"));
@@ -284,6 +289,7 @@ fn restart_mid_command_reports_interrupted_and_never_reruns_it() {
         config,
         serde_json::from_str(&stored).unwrap(),
         &DeviceState::default(),
+        now(),
     );
     assert_eq!(replies.len(), 2);
     match &replies[0] {
@@ -322,7 +328,7 @@ fn text_commands_answer_in_the_documents_form() {
         panic!()
     };
     assert!(t.is_text());
-    let reply = g.finish(t, Ok(json!(null)), &DeviceState::default());
+    let reply = g.finish(t, Ok(json!(null)), &DeviceState::default(), now());
     assert_eq!(
         reply.encode(),
         b"SUCCESS: command ran successfully from payload: b'light: on'".to_vec()
@@ -338,11 +344,19 @@ fn text_commands_answer_in_the_documents_form() {
     }
 }
 
+fn remembered(g: &DeviceGate) -> usize {
+    serde_json::to_value(g.snapshot()).unwrap()["recent"]
+        .as_array()
+        .unwrap()
+        .len()
+}
+
 #[test]
-fn the_duplicate_window_is_bounded() {
+fn tids_are_remembered_while_retransmissions_may_come_and_no_longer() {
     let mut rng = fastrand::Rng::with_seed(11);
     let mut config = GateConfig::new(DeviceId::new("d").unwrap());
     config.window = 4;
+    config.max_remembered = 8;
     let mut g = DeviceGate::new(config);
     let reqs: Vec<_> = (1..=6)
         .map(|s| req(&mut rng, s, "get_state", json!(null)))
@@ -350,18 +364,27 @@ fn the_duplicate_window_is_bounded() {
     for r in &reqs {
         run(&mut g, r);
     }
-    assert_eq!(g.snapshot(), {
-        let s = g.snapshot();
-        assert_eq!(
-            serde_json::to_value(&s).unwrap()["recent"]
-                .as_array()
-                .unwrap()
-                .len(),
-            4
-        );
-        s
-    });
-    // The oldest fell out of the window; its stale sequence number still keeps it from running.
+    // All six are still live (ttl 10 s): beyond the window of 4, each is kept and replayed.
+    assert_eq!(remembered(&g), 6);
+    assert!(matches!(
+        g.admit(&reqs[0], now(), &DeviceState::default()),
+        Admission::Replay(_)
+    ));
+    // The hard cap holds whatever the expiry.
+    for s in 7..=12 {
+        run(&mut g, &req(&mut rng, s, "get_state", json!(null)));
+    }
+    assert_eq!(remembered(&g), 8);
+    // Once they have expired, the window applies again.
+    let mut late = req(&mut rng, 13, "get_state", json!(null));
+    late.issued_at = Timestamp::from_millis(50_000);
+    let after = Timestamp::from_millis(50_001);
+    let Admission::Execute(t) = g.admit(&late, after, &DeviceState::default()) else {
+        panic!()
+    };
+    let _ = g.finish(t, Ok(json!(null)), &DeviceState::default(), after);
+    assert_eq!(remembered(&g), 4);
+    // A forgotten one is kept from running again by its stale sequence number.
     let reason = rejection(g.admit(&reqs[0], now(), &DeviceState::default()));
     assert!(matches!(reason, Rejection::OutOfOrder { .. }));
 }

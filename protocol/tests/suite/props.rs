@@ -160,7 +160,7 @@ proptest! {
                 prop_assert!(last < Some(r.seq), "{:?} then {}", last, r.seq);
                 last = Some(r.seq);
                 if finish {
-                    let _ = gate.finish(t, Ok(serde_json::Value::Null), &state);
+                    let _ = gate.finish(t, Ok(serde_json::Value::Null), &state, Timestamp::ZERO);
                 }
             }
         }

@@ -69,12 +69,13 @@ impl Device {
         }
     }
 
-    fn crash_and_restart(&mut self) -> Vec<Reply> {
+    fn crash_and_restart(&mut self, now: Timestamp) -> Vec<Reply> {
         for (_, ticket) in self.running.drain(..) {
             self.cut_off.push(ticket.tid());
         }
         let snapshot = serde_json::from_str(&self.stored).unwrap_or_default();
-        let (gate, replies) = DeviceGate::restore(Device::config(&self.id), snapshot, &self.state);
+        let (gate, replies) =
+            DeviceGate::restore(Device::config(&self.id), snapshot, &self.state, now);
         self.gate = gate;
         self.persist();
         replies
@@ -263,7 +264,12 @@ impl World {
                     c if c.is_sequence_step() => d.firmware_done.push(c.name().to_owned()),
                     _ => {}
                 }
-                let reply = d.gate.finish(ticket, Ok(serde_json::Value::Null), &d.state);
+                let reply = d.gate.finish(
+                    ticket,
+                    Ok(serde_json::Value::Null),
+                    &d.state,
+                    Timestamp::from_millis(now),
+                );
                 d.persist();
                 replies.push(reply);
             }
@@ -353,7 +359,8 @@ impl World {
             while crash_at.first().is_some_and(|(at, _)| *at <= self.now) {
                 let (_, i) = crash_at.remove(0);
                 self.totals.crashes += 1;
-                let replies = self.devices[i].crash_and_restart();
+                let at = self.at();
+                let replies = self.devices[i].crash_and_restart(at);
                 for r in replies {
                     self.reply(i, &r);
                 }

@@ -1,0 +1,468 @@
+//! The device simulator against real brokers: every scenario runs against mosquitto and against
+//! the embedded broker.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Child, Command as Process, Stdio};
+use std::time::Duration;
+
+use device_sim::faults::Faults;
+use device_sim::send::{Operator, OperatorOptions};
+use device_sim::transport::BrokerUrl;
+use switchboard_protocol::envelope::{Config, Rejection};
+use switchboard_protocol::tracker::{Phase, SendOptions, Target};
+use switchboard_protocol::{Command, GroupId};
+
+use crate::support::broker::{Broker, Kind};
+use crate::support::{dev, fleet_options, send_command, send_text, specs, start_fleet, to};
+
+const T: Duration = Duration::from_secs(10);
+
+/// Runs each scenario once per broker.
+macro_rules! on_every_broker {
+    ($($name:ident),* $(,)?) => {
+        mod mosquitto {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(crate::support::broker::Kind::Mosquitto).await
+                }
+            )*
+        }
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(crate::support::broker::Kind::Embedded).await
+                }
+            )*
+        }
+    };
+}
+
+on_every_broker!(
+    round_trip,
+    round_trip_over_websocket,
+    fan_out_to_a_hundred_devices,
+    a_duplicate_delivery_executes_once,
+    an_out_of_sequence_step_names_the_expected_one,
+    a_restart_applies_the_saved_config,
+    killing_the_simulator_mid_command_reports_interrupted,
+    an_offline_device_is_a_connectivity_error_by_the_deadline,
+    a_broker_restart_during_a_burst_loses_and_repeats_nothing,
+    plain_text_round_trip,
+);
+
+fn phase_of(t: &switchboard_protocol::tracker::Tracked, device: &str) -> Phase {
+    t.members[&dev(device)].phase.clone()
+}
+
+async fn round_trip(kind: Kind) {
+    let broker = Broker::start(kind).await;
+    let fleet = start_fleet(
+        specs("rt", 3, &[], &Faults::default()),
+        fleet_options(&broker.url, None),
+    )
+    .await;
+    let t = send_command(&broker.url, to("rt2"), Command::Light { on: true }, T).await;
+    assert_eq!(phase_of(&t, "rt2"), Phase::Succeeded);
+    let state = t.members[&dev("rt2")]
+        .response
+        .as_ref()
+        .unwrap()
+        .state
+        .clone()
+        .unwrap();
+    assert!(state.light, "the answer carries the new state");
+    assert_eq!(fleet.stats().executions_of(&dev("rt2"), &t.tid), 1);
+    let t = send_command(&broker.url, to("rt2"), Command::GetState, T).await;
+    let r = t.members[&dev("rt2")].response.as_ref().unwrap();
+    assert_eq!(
+        r.result["light"], true,
+        "the light really is on: {}",
+        r.result
+    );
+    fleet.stop(T).await;
+}
+
+async fn round_trip_over_websocket(kind: Kind) {
+    let broker = Broker::start(kind).await;
+    let ws = broker.ws_url();
+    let fleet = start_fleet(
+        specs("ws", 2, &[], &Faults::default()),
+        fleet_options(&ws, None),
+    )
+    .await;
+    let t = send_command(&ws, to("ws1"), Command::Led { on: true }, T).await;
+    assert_eq!(phase_of(&t, "ws1"), Phase::Succeeded);
+    assert_eq!(fleet.stats().executions_of(&dev("ws1"), &t.tid), 1);
+    // A TCP client sees the same fleet through the same broker.
+    let t = send_command(&broker.url, to("ws2"), Command::GetState, T).await;
+    assert_eq!(phase_of(&t, "ws2"), Phase::Succeeded);
+    fleet.stop(T).await;
+}
+
+async fn fan_out_to_a_hundred_devices(kind: Kind) {
+    let broker = Broker::start(kind).await;
+    let fleet = start_fleet(
+        specs("fan", 100, &["floor1"], &Faults::default()),
+        fleet_options(&broker.url, None),
+    )
+    .await;
+    let t = send_command(
+        &broker.url,
+        Target::Group(GroupId::new("floor1").unwrap()),
+        Command::Led { on: true },
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(t.progress.expected, 100, "members come from presence");
+    assert_eq!(t.progress.succeeded, 100, "{:?}", t.progress);
+    for i in 1..=100 {
+        assert_eq!(
+            fleet
+                .stats()
+                .executions_of(&dev(&format!("fan{i}")), &t.tid),
+            1
+        );
+    }
+    fleet.stop(T).await;
+}
+
+async fn a_duplicate_delivery_executes_once(kind: Kind) {
+    let broker = Broker::start(kind).await;
+    let faults = Faults::parse("dup-in=1").unwrap();
+    let fleet = start_fleet(
+        specs("dup", 1, &[], &faults),
+        fleet_options(&broker.url, None),
+    )
+    .await;
+    let t = send_command(&broker.url, to("dup1"), Command::Light { on: true }, T).await;
+    assert_eq!(phase_of(&t, "dup1"), Phase::Succeeded);
+    // Give the second copy time to be handled.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(fleet.stats().executions_of(&dev("dup1"), &t.tid), 1);
+    assert_eq!(
+        fleet
+            .stats()
+            .answered
+            .load(std::sync::atomic::Ordering::Relaxed),
+        2,
+        "the copy was answered from memory, not executed"
+    );
+    fleet.stop(T).await;
+}
+
+async fn an_out_of_sequence_step_names_the_expected_one(kind: Kind) {
+    let broker = Broker::start(kind).await;
+    let fleet = start_fleet(
+        specs("seq", 1, &[], &Faults::default()),
+        fleet_options(&broker.url, None),
+    )
+    .await;
+    let stage = Command::FirmwareStage {
+        version: "2.0.0".into(),
+    };
+    let t = send_command(&broker.url, to("seq1"), stage, T).await;
+    assert_eq!(phase_of(&t, "seq1"), Phase::Succeeded);
+    let t = send_command(&broker.url, to("seq1"), Command::FirmwareActivate, T).await;
+    match phase_of(&t, "seq1") {
+        Phase::Rejected {
+            reason: Rejection::SequenceViolation { expected, got, .. },
+        } => {
+            assert_eq!(expected.as_deref(), Some("firmware_verify"));
+            assert_eq!(got, "firmware_activate");
+        }
+        other => panic!("expected a sequence violation, got {other:?}"),
+    }
+    assert_eq!(fleet.stats().executions_of(&dev("seq1"), &t.tid), 0);
+    for step in [Command::FirmwareVerify, Command::FirmwareActivate] {
+        let t = send_command(&broker.url, to("seq1"), step, T).await;
+        assert_eq!(phase_of(&t, "seq1"), Phase::Succeeded);
+    }
+    let t = send_command(&broker.url, to("seq1"), Command::GetState, T).await;
+    assert_eq!(
+        t.members[&dev("seq1")].response.as_ref().unwrap().result["firmware"],
+        "2.0.0"
+    );
+    fleet.stop(T).await;
+}
+
+async fn a_restart_applies_the_saved_config(kind: Kind) {
+    let broker = Broker::start(kind).await;
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = start_fleet(
+        specs("cfg", 1, &[], &Faults::default()),
+        fleet_options(&broker.url, Some(dir.path())),
+    )
+    .await;
+    let config = Config {
+        telemetry_interval_ms: Some(700),
+        light_on_boot: Some(true),
+        label: Some("lobby".into()),
+    };
+    let t = send_command(
+        &broker.url,
+        to("cfg1"),
+        Command::SetConfig {
+            config: config.clone(),
+        },
+        T,
+    )
+    .await;
+    let state = t.members[&dev("cfg1")]
+        .response
+        .as_ref()
+        .unwrap()
+        .state
+        .clone()
+        .unwrap();
+    assert_eq!(
+        state.pending_config,
+        Some(config.clone()),
+        "pending until the restart"
+    );
+    assert!(!state.light);
+    let t = send_command(
+        &broker.url,
+        to("cfg1"),
+        Command::Restart { delay_ms: 300 },
+        T,
+    )
+    .await;
+    assert_eq!(phase_of(&t, "cfg1"), Phase::Succeeded);
+    // The command waits at the broker (persistent session) until the device is back.
+    let t = send_command(&broker.url, to("cfg1"), Command::GetState, T).await;
+    let state = t.members[&dev("cfg1")]
+        .response
+        .as_ref()
+        .unwrap()
+        .state
+        .clone()
+        .unwrap();
+    assert_eq!(state.boots, 2);
+    assert_eq!(state.config, config);
+    assert_eq!(state.pending_config, None);
+    assert!(state.light, "light_on_boot applied");
+    assert_eq!(state.telemetry_interval_ms, 700);
+    fleet.stop(T).await;
+}
+
+/// The simulator binary, built next to this test binary (`cargo xtask test` builds it first).
+fn simulator_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|p| p.parent()).unwrap();
+    let bin = dir.join("device-sim");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build -p device-sim` (cargo xtask test does)",
+        bin.display()
+    );
+    bin
+}
+
+fn spawn_simulator(url: &str, state: &std::path::Path, faults: &str) -> Child {
+    Process::new(simulator_binary())
+        .args([
+            "--broker",
+            url,
+            "--devices",
+            "1",
+            "--prefix",
+            "kill",
+            "--telemetry-ms",
+            "0",
+        ])
+        .arg("--state-dir")
+        .arg(state)
+        .args(["--faults", faults])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until the device's retained status says it is online.
+async fn wait_online(url: &str, device: &str) {
+    for _ in 0..100 {
+        let op = Operator::connect(OperatorOptions {
+            url: BrokerUrl::parse(url).unwrap(),
+            tls: None,
+            username: None,
+            password: None,
+            timeout: T,
+            presence_wait: Duration::from_millis(100),
+        })
+        .await
+        .unwrap();
+        let online = op
+            .tracker()
+            .presence(&dev(device))
+            .is_some_and(|p| p.online);
+        op.disconnect().await;
+        if online {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{device} never came online");
+}
+
+async fn killing_the_simulator_mid_command_reports_interrupted(kind: Kind) {
+    let broker = Broker::start(kind).await;
+    let dir = tempfile::tempdir().unwrap();
+    // Acting takes 5 s: long enough to kill the process in the middle.
+    let mut sim = spawn_simulator(&broker.url, dir.path(), "slow-ms=5000");
+    wait_online(&broker.url, "kill1").await;
+    let url = broker.url.clone();
+    let sender = tokio::spawn(async move {
+        send_command(
+            &url,
+            to("kill1"),
+            Command::Light { on: true },
+            Duration::from_secs(30),
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    sim.kill().unwrap();
+    sim.wait().unwrap();
+    let mut again = spawn_simulator(&broker.url, dir.path(), "");
+    let t = sender.await.unwrap();
+    assert_eq!(phase_of(&t, "kill1"), Phase::Interrupted, "{:?}", t.members);
+    let t = send_command(&broker.url, to("kill1"), Command::GetState, T).await;
+    assert_eq!(
+        phase_of(&t, "kill1"),
+        Phase::Succeeded,
+        "the device is back"
+    );
+    let _ = again.kill();
+    let _ = again.wait();
+}
+
+async fn an_offline_device_is_a_connectivity_error_by_the_deadline(kind: Kind) {
+    let broker = Broker::start(kind).await;
+    let fleet = start_fleet(
+        specs("off", 1, &[], &Faults::default()),
+        fleet_options(&broker.url, None),
+    )
+    .await;
+    fleet.stop(T).await;
+    let deadline = Duration::from_secs(2);
+    let started = std::time::Instant::now();
+    let t = send_command(
+        &broker.url,
+        to("off1"),
+        Command::Light { on: true },
+        deadline,
+    )
+    .await;
+    assert_eq!(
+        phase_of(&t, "off1"),
+        Phase::TimedOut {
+            device_online: Some(false)
+        },
+        "the retained status said offline"
+    );
+    let finished = t.members[&dev("off1")].finished_at.unwrap();
+    assert!(finished <= t.deadline, "reported by the deadline");
+    assert!(started.elapsed() < deadline + Duration::from_secs(3));
+}
+
+async fn a_broker_restart_during_a_burst_loses_and_repeats_nothing(kind: Kind) {
+    let mut broker = Broker::start(kind).await;
+    let fleet = start_fleet(
+        specs("burst", 10, &[], &Faults::default()),
+        fleet_options(&broker.url, None),
+    )
+    .await;
+    let mut op = Operator::connect(OperatorOptions {
+        url: BrokerUrl::parse(&broker.url).unwrap(),
+        tls: None,
+        username: None,
+        password: None,
+        timeout: Duration::from_secs(40),
+        presence_wait: Duration::from_millis(50),
+    })
+    .await
+    .unwrap();
+    let now = device_sim::link::now;
+    let mut tids = Vec::new();
+    for i in 0..1000u32 {
+        let device = format!("burst{}", i % 10 + 1);
+        let cmd = Command::Light { on: i % 2 == 0 };
+        tids.push((
+            device.clone(),
+            op.tracker_mut()
+                .submit(to(&device), &cmd, SendOptions::default(), now()),
+        ));
+    }
+    // Let the burst get under way, then take the broker down for a moment.
+    let expected = tids.len();
+    let restart = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        broker.restart(Duration::from_millis(500)).await;
+        broker
+    });
+    op.run_until(|op| op.tracker().outstanding() == 0).await;
+    let _broker = restart.await.unwrap();
+    let mut outcomes: HashMap<String, usize> = HashMap::new();
+    for (device, tid) in &tids {
+        let t = op.tracker().get(tid).unwrap().clone();
+        let phase = phase_of(&t, device);
+        assert!(phase.is_terminal(), "{tid}: {phase:?}");
+        let ran = fleet.stats().executions_of(&dev(device), tid);
+        assert!(ran <= 1, "{tid} executed {ran} times on {device}");
+        match &phase {
+            Phase::Succeeded => assert_eq!(ran, 1),
+            Phase::Rejected { reason } => {
+                assert!(matches!(reason, Rejection::OutOfOrder { .. }), "{reason}");
+                assert_eq!(ran, 0);
+            }
+            _ => {}
+        }
+        *outcomes.entry(phase_label(&phase)).or_default() += 1;
+    }
+    assert_eq!(outcomes.values().sum::<usize>(), expected);
+    println!("{kind:?}: 1,000 commands across a broker restart: {outcomes:?}");
+    assert!(outcomes.get("succeeded").copied().unwrap_or(0) > 0);
+    op.disconnect().await;
+    fleet.stop(T).await;
+}
+
+fn phase_label(p: &Phase) -> String {
+    match p {
+        Phase::Rejected { .. } => "rejected (out of order)".into(),
+        Phase::TimedOut { .. } => "timed out".into(),
+        other => format!("{other:?}").to_lowercase(),
+    }
+}
+
+async fn plain_text_round_trip(kind: Kind) {
+    let broker = Broker::start(kind).await;
+    let fleet = start_fleet(
+        specs("txt", 1, &[], &Faults::default()),
+        fleet_options(&broker.url, None),
+    )
+    .await;
+    let t = send_text(&broker.url, "txt1", "light: on").await;
+    let m = &t.members[&dev("txt1")];
+    assert_eq!(m.phase, Phase::Succeeded);
+    assert_eq!(
+        m.response.as_ref().unwrap().result,
+        "SUCCESS: command ran successfully from payload: b'light: on'"
+    );
+    let t = send_command(&broker.url, to("txt1"), Command::GetState, T).await;
+    assert_eq!(
+        t.members[&dev("txt1")].response.as_ref().unwrap().result["light"],
+        true
+    );
+    let t = send_text(&broker.url, "txt1", "open the pod bay doors").await;
+    let m = &t.members[&dev("txt1")];
+    assert_eq!(m.phase, Phase::Failed);
+    assert_eq!(
+        m.response.as_ref().unwrap().error.as_deref(),
+        Some("FAILURE: command did not run successfully from payload: b'open the pod bay doors'")
+    );
+    fleet.stop(T).await;
+}

@@ -1,0 +1,148 @@
+//! Real brokers for tests: mosquitto from Debian's package, started with a configuration written
+//! by the test, and the simulator's embedded broker. Both listen on loopback only.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use device_sim::broker::EmbeddedBroker;
+
+use super::free_addr;
+
+/// Which broker a scenario runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// mosquitto, a separate process.
+    Mosquitto,
+    /// The simulator's in-process broker.
+    Embedded,
+}
+
+/// A running broker.
+#[derive(Debug)]
+pub struct Broker {
+    /// `mqtt://127.0.0.1:<port>`.
+    pub url: String,
+    tcp: SocketAddr,
+    ws: SocketAddr,
+    inner: Inner,
+}
+
+#[derive(Debug)]
+enum Inner {
+    Mosquitto {
+        child: Child,
+        dir: tempfile::TempDir,
+    },
+    Embedded(Option<EmbeddedBroker>),
+}
+
+impl Broker {
+    /// Starts a broker of `kind` on free loopback ports.
+    pub async fn start(kind: Kind) -> Broker {
+        let (tcp, ws) = (free_addr(), free_addr());
+        let inner = match kind {
+            Kind::Mosquitto => {
+                let dir = tempfile::tempdir().unwrap();
+                let child = spawn_mosquitto(dir.path(), tcp, ws);
+                Inner::Mosquitto { child, dir }
+            }
+            Kind::Embedded => Inner::Embedded(Some(EmbeddedBroker::start(tcp, ws).await.unwrap())),
+        };
+        let b = Broker {
+            url: format!("mqtt://{tcp}"),
+            tcp,
+            ws,
+            inner,
+        };
+        b.wait_listening().await;
+        b
+    }
+
+    /// `ws://127.0.0.1:<port>/mqtt`.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/mqtt", self.ws)
+    }
+
+    async fn wait_listening(&self) {
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(self.tcp).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("broker did not listen on {}", self.tcp);
+    }
+
+    /// Stops the broker abruptly and starts it again on the same ports. Persistent sessions and
+    /// retained messages survive with mosquitto (it persists to its folder); the embedded broker
+    /// keeps them in memory, so they are lost: clients must resubscribe and resend.
+    pub async fn restart(&mut self, down_for: Duration) {
+        match &mut self.inner {
+            Inner::Mosquitto { child, dir } => {
+                let _ = child.kill();
+                let _ = child.wait();
+                tokio::time::sleep(down_for).await;
+                *child = spawn_mosquitto(dir.path(), self.tcp, self.ws);
+            }
+            Inner::Embedded(b) => {
+                if let Some(b) = b.take() {
+                    b.stop().await;
+                }
+                tokio::time::sleep(down_for).await;
+                let mut started = None;
+                for _ in 0..50 {
+                    match EmbeddedBroker::start(self.tcp, self.ws).await {
+                        Ok(nb) => {
+                            started = Some(nb);
+                            break;
+                        }
+                        Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                    }
+                }
+                *b = Some(started.expect("embedded broker restarts on its ports"));
+            }
+        }
+        self.wait_listening().await;
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Inner::Mosquitto { child, .. } = &mut self.inner {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn spawn_mosquitto(dir: &Path, tcp: SocketAddr, ws: SocketAddr) -> Child {
+    let conf = dir.join("mosquitto.conf");
+    let config = format!(
+        "# written by the Switchboard integration tests\n\
+         user root\n\
+         persistence true\n\
+         persistence_location {dir}/\n\
+         autosave_interval 1\n\
+         max_queued_messages 100000\n\
+         listener {tcp_port} 127.0.0.1\n\
+         allow_anonymous true\n\
+         set_tcp_nodelay true\n\
+         listener {ws_port} 127.0.0.1\n\
+         protocol websockets\n\
+         allow_anonymous true\n",
+        dir = dir.display(),
+        tcp_port = tcp.port(),
+        ws_port = ws.port(),
+    );
+    std::fs::write(&conf, config).unwrap();
+    let log = std::fs::File::create(dir.join("mosquitto.log")).unwrap();
+    Command::new("mosquitto")
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("mosquitto is installed (cargo xtask test installs it)")
+}

@@ -1,0 +1,110 @@
+//! Shared fixtures: brokers, fleets, the sender, free ports.
+
+pub mod broker;
+
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
+
+use device_sim::device::{DeviceSpec, FleetOptions};
+use device_sim::faults::Faults;
+use device_sim::fleet::Fleet;
+use device_sim::send::{self, Payload, SendRequest};
+use device_sim::transport::BrokerUrl;
+use switchboard_protocol::session::ProtocolVersion;
+use switchboard_protocol::tracker::{Target, Tracked};
+use switchboard_protocol::{Command, DeviceId, GroupId};
+
+/// A free TCP port on loopback (bound, then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap()
+}
+
+/// A loopback address with a free port.
+pub fn free_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], free_port()))
+}
+
+/// `n` devices named `<prefix>1..<prefix>n`, all in `groups`.
+pub fn specs(prefix: &str, n: usize, groups: &[&str], faults: &Faults) -> Vec<DeviceSpec> {
+    (1..=n)
+        .map(|i| DeviceSpec {
+            id: DeviceId::new(format!("{prefix}{i}")).unwrap(),
+            groups: groups.iter().map(|g| GroupId::new(*g).unwrap()).collect(),
+            faults: faults.clone(),
+        })
+        .collect()
+}
+
+/// Fleet options for a broker URL: MQTT 5, no telemetry, executions audited.
+pub fn fleet_options(url: &str, state_dir: Option<&std::path::Path>) -> FleetOptions {
+    FleetOptions {
+        url: BrokerUrl::parse(url).unwrap(),
+        tls: None,
+        username: None,
+        password: None,
+        version: ProtocolVersion::V5,
+        keep_alive: Duration::from_secs(5),
+        state_dir: state_dir.map(Into::into),
+        telemetry: Duration::ZERO,
+        audit: true,
+    }
+}
+
+/// Starts a fleet and waits until every device is online.
+pub async fn start_fleet(specs: Vec<DeviceSpec>, opts: FleetOptions) -> Fleet {
+    let n = specs.len();
+    let fleet = Fleet::start(specs, opts);
+    let online = fleet.wait_online(Duration::from_secs(30)).await;
+    assert_eq!(online, n, "every device connects");
+    fleet
+}
+
+/// Sends a command with the command-line sender's code and waits for the outcome.
+pub async fn send_command(
+    url: &str,
+    target: Target,
+    command: Command,
+    timeout: Duration,
+) -> Tracked {
+    send::send(SendRequest {
+        url: BrokerUrl::parse(url).unwrap(),
+        tls: None,
+        username: None,
+        password: None,
+        target,
+        payload: Payload::Command(command),
+        wait: true,
+        timeout,
+    })
+    .await
+    .unwrap()
+}
+
+/// Sends a plain-text command and waits for the answer.
+pub async fn send_text(url: &str, device: &str, text: &str) -> Tracked {
+    send::send(SendRequest {
+        url: BrokerUrl::parse(url).unwrap(),
+        tls: None,
+        username: None,
+        password: None,
+        target: Target::Device(DeviceId::new(device).unwrap()),
+        payload: Payload::Text(text.to_owned()),
+        wait: true,
+        timeout: Duration::from_secs(10),
+    })
+    .await
+    .unwrap()
+}
+
+/// A device id.
+pub fn dev(s: &str) -> DeviceId {
+    DeviceId::new(s).unwrap()
+}
+
+/// Shorthand for a device target.
+pub fn to(s: &str) -> Target {
+    Target::Device(dev(s))
+}
