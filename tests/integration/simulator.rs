@@ -466,3 +466,61 @@ async fn plain_text_round_trip(kind: Kind) {
     );
     fleet.stop(T).await;
 }
+
+/// Devices on a cloud IoT service connect with mutual TLS: the simulator and the sender do too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_with_client_certificates() {
+    use device_sim::transport::TlsFiles;
+
+    let pki = crate::support::certs::TestPki::generate();
+    let (_broker, tls_url) = Broker::start_mutual_tls(&pki).await;
+    let files = |cert: &std::path::Path, key: &std::path::Path| TlsFiles {
+        ca: Some(pki.ca.clone()),
+        cert: Some(cert.to_path_buf()),
+        key: Some(key.to_path_buf()),
+    };
+    let mut opts = fleet_options(&tls_url, None);
+    opts.tls = Some(
+        files(&pki.client_cert, &pki.client_key)
+            .client_config()
+            .unwrap(),
+    );
+    let fleet = start_fleet(specs("tls", 1, &[], &Faults::default()), opts).await;
+    let sent = device_sim::send::send(device_sim::send::SendRequest {
+        url: BrokerUrl::parse(&tls_url).unwrap(),
+        tls: Some(
+            files(&pki.client_cert, &pki.client_key)
+                .client_config()
+                .unwrap(),
+        ),
+        username: None,
+        password: None,
+        target: to("tls1"),
+        payload: device_sim::send::Payload::Command(Command::Light { on: true }),
+        wait: true,
+        timeout: T,
+    })
+    .await
+    .unwrap();
+    assert_eq!(phase_of(&sent, "tls1"), Phase::Succeeded);
+    fleet.stop(T).await;
+
+    // A certificate from a CA the broker does not trust gets nowhere.
+    let rogue = device_sim::send::send(device_sim::send::SendRequest {
+        url: BrokerUrl::parse(&tls_url).unwrap(),
+        tls: Some(
+            files(&pki.rogue_cert, &pki.rogue_key)
+                .client_config()
+                .unwrap(),
+        ),
+        username: None,
+        password: None,
+        target: to("tls1"),
+        payload: device_sim::send::Payload::Command(Command::GetState),
+        wait: true,
+        timeout: Duration::from_secs(2),
+    })
+    .await;
+    let err = rogue.expect_err("an untrusted client certificate is refused");
+    assert!(err.to_string().contains("could not connect"), "{err:#}");
+}

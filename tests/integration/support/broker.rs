@@ -34,6 +34,7 @@ enum Inner {
     Mosquitto {
         child: Child,
         dir: tempfile::TempDir,
+        extra: String,
     },
     Embedded(Option<EmbeddedBroker>),
 }
@@ -45,8 +46,12 @@ impl Broker {
         let inner = match kind {
             Kind::Mosquitto => {
                 let dir = tempfile::tempdir().unwrap();
-                let child = spawn_mosquitto(dir.path(), tcp, ws);
-                Inner::Mosquitto { child, dir }
+                let child = spawn_mosquitto(dir.path(), tcp, ws, "");
+                Inner::Mosquitto {
+                    child,
+                    dir,
+                    extra: String::new(),
+                }
             }
             Kind::Embedded => Inner::Embedded(Some(EmbeddedBroker::start(tcp, ws).await.unwrap())),
         };
@@ -58,6 +63,33 @@ impl Broker {
         };
         b.wait_listening().await;
         b
+    }
+
+    /// mosquitto with an extra listener for mutual TLS: clients must present a certificate
+    /// signed by `pki`'s CA. Returns the broker and the `mqtts://` URL.
+    pub async fn start_mutual_tls(pki: &super::certs::TestPki) -> (Broker, String) {
+        let (tcp, ws, tls) = (free_addr(), free_addr(), free_addr());
+        let dir = tempfile::tempdir().unwrap();
+        let extra = format!(
+            "listener {port} 127.0.0.1\n\
+             cafile {ca}\n\
+             certfile {cert}\n\
+             keyfile {key}\n\
+             require_certificate true\n",
+            port = tls.port(),
+            ca = pki.ca.display(),
+            cert = pki.server_cert.display(),
+            key = pki.server_key.display(),
+        );
+        let child = spawn_mosquitto(dir.path(), tcp, ws, &extra);
+        let b = Broker {
+            url: format!("mqtt://{tcp}"),
+            tcp,
+            ws,
+            inner: Inner::Mosquitto { child, dir, extra },
+        };
+        b.wait_listening().await;
+        (b, format!("mqtts://{tls}"))
     }
 
     /// `ws://127.0.0.1:<port>/mqtt`.
@@ -80,11 +112,11 @@ impl Broker {
     /// keeps them in memory, so they are lost: clients must resubscribe and resend.
     pub async fn restart(&mut self, down_for: Duration) {
         match &mut self.inner {
-            Inner::Mosquitto { child, dir } => {
+            Inner::Mosquitto { child, dir, extra } => {
                 let _ = child.kill();
                 let _ = child.wait();
                 tokio::time::sleep(down_for).await;
-                *child = spawn_mosquitto(dir.path(), self.tcp, self.ws);
+                *child = spawn_mosquitto(dir.path(), self.tcp, self.ws, extra);
             }
             Inner::Embedded(b) => {
                 if let Some(b) = b.take() {
@@ -117,7 +149,7 @@ impl Drop for Broker {
     }
 }
 
-fn spawn_mosquitto(dir: &Path, tcp: SocketAddr, ws: SocketAddr) -> Child {
+fn spawn_mosquitto(dir: &Path, tcp: SocketAddr, ws: SocketAddr, extra: &str) -> Child {
     let conf = dir.join("mosquitto.conf");
     let config = format!(
         "# written by the Switchboard integration tests\n\
@@ -131,7 +163,8 @@ fn spawn_mosquitto(dir: &Path, tcp: SocketAddr, ws: SocketAddr) -> Child {
          set_tcp_nodelay true\n\
          listener {ws_port} 127.0.0.1\n\
          protocol websockets\n\
-         allow_anonymous true\n",
+         allow_anonymous true\n\
+         {extra}",
         dir = dir.display(),
         tcp_port = tcp.port(),
         ws_port = ws.port(),

@@ -1,6 +1,7 @@
 //! Shared fixtures: brokers, fleets, the sender, free ports.
 
 pub mod broker;
+pub mod certs;
 
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
