@@ -94,8 +94,9 @@ struct RunArgs {
     /// A file with one device id per line, instead of generated ids.
     #[arg(long)]
     ids_file: Option<PathBuf>,
-    /// Groups: `floor1,floor2` deals devices out in turn; `floor1=1-6` takes devices 1 to 6.
-    #[arg(long, default_value = "")]
+    /// Groups: `floor1,floor2` deals devices out in turn; `floor1=1-6` takes devices 1 to 6;
+    /// an empty string puts devices in no group.
+    #[arg(long, default_value = "floor1,floor2")]
     groups: String,
     /// Where devices keep what survives a restart (saved config, journal, recent TIDs).
     #[arg(long)]

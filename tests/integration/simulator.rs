@@ -261,8 +261,24 @@ fn simulator_binary() -> PathBuf {
     bin
 }
 
-fn spawn_simulator(url: &str, state: &std::path::Path, faults: &str) -> Child {
-    Process::new(simulator_binary())
+/// A simulator process, killed when dropped (also when a test panics).
+struct SimProcess(Child);
+
+impl SimProcess {
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for SimProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn spawn_simulator(url: &str, state: &std::path::Path, faults: &str) -> SimProcess {
+    let child = Process::new(simulator_binary())
         .args([
             "--broker",
             url,
@@ -279,7 +295,8 @@ fn spawn_simulator(url: &str, state: &std::path::Path, faults: &str) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap()
+        .unwrap();
+    SimProcess(child)
 }
 
 /// Waits until the device's retained status says it is online.
@@ -325,9 +342,8 @@ async fn killing_the_simulator_mid_command_reports_interrupted(kind: Kind) {
         .await
     });
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    sim.kill().unwrap();
-    sim.wait().unwrap();
-    let mut again = spawn_simulator(&broker.url, dir.path(), "");
+    sim.kill();
+    let _again = spawn_simulator(&broker.url, dir.path(), "");
     let t = sender.await.unwrap();
     assert_eq!(phase_of(&t, "kill1"), Phase::Interrupted, "{:?}", t.members);
     let t = send_command(&broker.url, to("kill1"), Command::GetState, T).await;
@@ -336,8 +352,6 @@ async fn killing_the_simulator_mid_command_reports_interrupted(kind: Kind) {
         Phase::Succeeded,
         "the device is back"
     );
-    let _ = again.kill();
-    let _ = again.wait();
 }
 
 async fn an_offline_device_is_a_connectivity_error_by_the_deadline(kind: Kind) {
