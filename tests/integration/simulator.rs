@@ -51,6 +51,8 @@ on_every_broker!(
     an_offline_device_is_a_connectivity_error_by_the_deadline,
     a_broker_restart_during_a_burst_loses_and_repeats_nothing,
     plain_text_round_trip,
+    telemetry_changes_rate_at_once_and_logs_are_published,
+    a_lossy_device_still_gets_every_command_done_once,
 );
 
 fn phase_of(t: &switchboard_protocol::tracker::Tracked, device: &str) -> Phase {
@@ -537,4 +539,103 @@ async fn mutual_tls_with_client_certificates() {
     .await;
     let err = rogue.expect_err("an untrusted client certificate is refused");
     assert!(err.to_string().contains("could not connect"), "{err:#}");
+}
+
+async fn telemetry_changes_rate_at_once_and_logs_are_published(kind: Kind) {
+    let broker = Broker::start(kind).await;
+    let mut opts = fleet_options(&broker.url, None);
+    opts.telemetry = Duration::from_millis(1000);
+    let fleet = start_fleet(specs("tel", 1, &[], &Faults::default()), opts).await;
+    let url = broker.url.clone();
+    let watcher = tokio::spawn(async move {
+        crate::support::collect(
+            &url,
+            &["telemetry/tel1", "log/tel1"],
+            Duration::from_millis(3500),
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let changed_at = std::time::Instant::now();
+    let t = send_command(
+        &broker.url,
+        to("tel1"),
+        Command::SetTelemetryInterval { interval_ms: 200 },
+        T,
+    )
+    .await;
+    assert_eq!(phase_of(&t, "tel1"), Phase::Succeeded);
+    let t = send_command(&broker.url, to("tel1"), Command::GetLog { lines: 5 }, T).await;
+    assert_eq!(phase_of(&t, "tel1"), Phase::Succeeded);
+    let got = watcher.await.unwrap();
+    let telemetry: Vec<_> = got
+        .iter()
+        .filter(|(_, t, _)| t == "telemetry/tel1")
+        .collect();
+    let before = telemetry
+        .iter()
+        .filter(|(at, _, _)| *at < changed_at)
+        .count();
+    let after: Vec<_> = telemetry
+        .iter()
+        .filter(|(at, _, _)| *at >= changed_at)
+        .collect();
+    assert!(
+        before <= 2,
+        "1 s period before the change: {before} messages in 1.3 s"
+    );
+    assert!(
+        after.len() >= 6,
+        "200 ms period after it: {} messages in 2.2 s",
+        after.len()
+    );
+    let last: serde_json::Value = serde_json::from_slice(&after.last().unwrap().2).unwrap();
+    assert_eq!(last["interval_ms"], 200);
+    let log = got
+        .iter()
+        .find(|(_, t, _)| t == "log/tel1")
+        .expect("get_log publishes on log/<device>");
+    let log: serde_json::Value = serde_json::from_slice(&log.2).unwrap();
+    let lines = log["lines"].as_array().unwrap();
+    assert!(!lines.is_empty() && lines.len() <= 5, "{log}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.as_str().unwrap().contains("set_telemetry_interval")),
+        "{log}"
+    );
+    fleet.stop(T).await;
+}
+
+async fn a_lossy_device_still_gets_every_command_done_once(kind: Kind) {
+    let broker = Broker::start(kind).await;
+    let faults = Faults::parse(
+        "drop-in=0.4,drop-out=0.4,dup-in=0.3,dup-out=0.3,delay-in-ms=50,reorder-out=0.3",
+    )
+    .unwrap();
+    let fleet = start_fleet(
+        specs("lossy", 1, &[], &faults),
+        fleet_options(&broker.url, None),
+    )
+    .await;
+    for i in 0..10 {
+        let t = send_command(
+            &broker.url,
+            to("lossy1"),
+            Command::Led { on: i % 2 == 0 },
+            Duration::from_secs(20),
+        )
+        .await;
+        assert_eq!(
+            phase_of(&t, "lossy1"),
+            Phase::Succeeded,
+            "command {i}: retransmitted until answered"
+        );
+        assert_eq!(
+            fleet.stats().executions_of(&dev("lossy1"), &t.tid),
+            1,
+            "command {i} ran once"
+        );
+    }
+    fleet.stop(T).await;
 }

@@ -109,3 +109,39 @@ pub fn dev(s: &str) -> DeviceId {
 pub fn to(s: &str) -> Target {
     Target::Device(dev(s))
 }
+
+/// Collects every message on `filters` for `duration`, with when it arrived.
+pub async fn collect(
+    url: &str,
+    filters: &[&str],
+    duration: Duration,
+) -> Vec<(std::time::Instant, String, Vec<u8>)> {
+    use device_sim::link::{now, Link};
+    use switchboard_protocol::session::{QoS, Session, SessionConfig, SessionEvent};
+
+    let config = SessionConfig::new(format!("watch-{}", free_port()));
+    let mut link = Link::new(
+        Session::new(config, 1).unwrap(),
+        BrokerUrl::parse(url).unwrap(),
+        None,
+    );
+    for f in filters {
+        link.session_mut()
+            .subscribe(f, QoS::AtLeastOnce, now())
+            .unwrap();
+    }
+    link.session_mut().connect(now());
+    let until = tokio::time::Instant::now() + duration;
+    let mut got = Vec::new();
+    let mut events = Vec::new();
+    while tokio::time::Instant::now() < until {
+        link.step(Some(until), &mut events, std::future::pending())
+            .await;
+        for e in events.drain(..) {
+            if let SessionEvent::Message(m) = e {
+                got.push((std::time::Instant::now(), m.topic, m.payload));
+            }
+        }
+    }
+    got
+}
