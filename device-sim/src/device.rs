@@ -33,7 +33,7 @@ use crate::transport::BrokerUrl;
 /// Firmware every device starts with.
 pub const FACTORY_FIRMWARE: &str = "1.0.0";
 /// How many log lines a device keeps.
-const LOG_LINES: usize = 200;
+const LOG_LINES: usize = 50;
 
 /// What every device of a fleet shares.
 #[derive(Clone, Debug)]
@@ -534,7 +534,8 @@ impl Device {
                 self.state.pending_config = (saved != self.state.config).then_some(saved.clone());
                 Ok(json!({ "saved": saved, "takes_effect": "next restart" }))
             }
-            Command::GetState => serde_json::to_value(&self.state).map_err(|e| e.to_string()),
+            // The state travels in every answer's `state`; no need to remember a copy as a result.
+            Command::GetState => Ok(serde_json::Value::Null),
             Command::FirmwareStage { version } => {
                 self.persisted.staged_firmware = Some(version.clone());
                 Ok(json!({ "staged": version }))

@@ -105,7 +105,9 @@ impl Link {
                 SessionEvent::OpenTransport => {
                     match tokio::time::timeout(
                         CONNECT_TIMEOUT,
-                        Transport::connect(&self.url, self.tls.as_ref()),
+                        // Boxed: the connect future is large and would otherwise sit in every
+                        // device task's state for its whole life.
+                        Box::pin(Transport::connect(&self.url, self.tls.as_ref())),
                     )
                     .await
                     {

@@ -271,6 +271,11 @@ pub fn report(t: &Tracked) -> (String, bool) {
             .unwrap_or_else(|| "-".to_owned());
         let detail = match (&m.phase, &m.response) {
             (Phase::Succeeded, Some(r)) if !r.result.is_null() => r.result.to_string(),
+            (Phase::Succeeded, Some(r)) => r
+                .state
+                .as_ref()
+                .and_then(|st| serde_json::to_string(st).ok())
+                .unwrap_or_default(),
             (_, Some(r)) => r.error.clone().unwrap_or_default(),
             (Phase::TimedOut { device_online }, None) => match device_online {
                 Some(true) => "no answer by the deadline (device online)".to_owned(),

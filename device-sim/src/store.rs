@@ -34,7 +34,7 @@ pub struct Persisted {
 #[derive(Clone, Debug)]
 pub struct Store {
     path: Option<PathBuf>,
-    memory: Option<String>,
+    memory: Option<Persisted>,
 }
 
 impl Store {
@@ -49,10 +49,7 @@ impl Store {
     /// Reads the record; a missing file is a fresh device, a corrupt one is an error.
     pub async fn load(&self) -> io::Result<Option<Persisted>> {
         let text = match &self.path {
-            None => match &self.memory {
-                Some(t) => t.clone(),
-                None => return Ok(None),
-            },
+            None => return Ok(self.memory.clone()),
             Some(p) => match tokio::fs::read_to_string(p).await {
                 Ok(t) => t,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -66,13 +63,13 @@ impl Store {
 
     /// Writes the record: to a temporary file, then renamed over the old one.
     pub async fn save(&mut self, p: &Persisted) -> io::Result<()> {
-        let text = serde_json::to_string(p).map_err(io::Error::other)?;
         match &self.path {
             None => {
-                self.memory = Some(text);
+                self.memory = Some(p.clone());
                 Ok(())
             }
             Some(path) => {
+                let text = serde_json::to_string(p).map_err(io::Error::other)?;
                 if let Some(dir) = path.parent() {
                     tokio::fs::create_dir_all(dir).await?;
                 }

@@ -79,11 +79,7 @@ async fn round_trip(kind: Kind) {
     assert_eq!(fleet.stats().executions_of(&dev("rt2"), &t.tid), 1);
     let t = send_command(&broker.url, to("rt2"), Command::GetState, T).await;
     let r = t.members[&dev("rt2")].response.as_ref().unwrap();
-    assert_eq!(
-        r.result["light"], true,
-        "the light really is on: {}",
-        r.result
-    );
+    assert!(r.state.as_ref().unwrap().light, "the light really is on");
     fleet.stop(T).await;
 }
 
@@ -184,7 +180,14 @@ async fn an_out_of_sequence_step_names_the_expected_one(kind: Kind) {
     }
     let t = send_command(&broker.url, to("seq1"), Command::GetState, T).await;
     assert_eq!(
-        t.members[&dev("seq1")].response.as_ref().unwrap().result["firmware"],
+        t.members[&dev("seq1")]
+            .response
+            .as_ref()
+            .unwrap()
+            .state
+            .as_ref()
+            .unwrap()
+            .firmware,
         "2.0.0"
     );
     fleet.stop(T).await;
@@ -469,10 +472,14 @@ async fn plain_text_round_trip(kind: Kind) {
         "SUCCESS: command ran successfully from payload: b'light: on'"
     );
     let t = send_command(&broker.url, to("txt1"), Command::GetState, T).await;
-    assert_eq!(
-        t.members[&dev("txt1")].response.as_ref().unwrap().result["light"],
-        true
-    );
+    let state = t.members[&dev("txt1")]
+        .response
+        .as_ref()
+        .unwrap()
+        .state
+        .clone()
+        .unwrap();
+    assert!(state.light, "the text command switched the light");
     let t = send_text(&broker.url, "txt1", "open the pod bay doors").await;
     let m = &t.members[&dev("txt1")];
     assert_eq!(m.phase, Phase::Failed);
