@@ -3,7 +3,6 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -12,14 +11,13 @@ use serde_json::json;
 use switchboard_protocol::session::ProtocolVersion;
 use switchboard_protocol::tracker::Target;
 use switchboard_protocol::{Command, DeviceId, GroupId};
-use tokio_rustls::rustls;
 
 use crate::broker::EmbeddedBroker;
 use crate::device::{DeviceSpec, FleetOptions};
 use crate::faults::Faults;
 use crate::fleet::Fleet;
 use crate::send::{self, Payload, SendRequest};
-use crate::transport::{BrokerUrl, TlsFiles};
+use crate::transport::{BrokerUrl, Endpoint, TlsFiles};
 
 /// Simulated Switchboard devices on real MQTT, with an embedded broker by default.
 #[derive(Debug, Parser)]
@@ -58,16 +56,23 @@ struct ConnArgs {
 }
 
 impl ConnArgs {
-    fn tls(&self, url: &BrokerUrl) -> anyhow::Result<Option<Arc<rustls::ClientConfig>>> {
-        if !url.is_tls() && self.ca.is_none() && self.cert.is_none() {
-            return Ok(None);
-        }
-        let files = TlsFiles {
-            ca: self.ca.clone(),
-            cert: self.cert.clone(),
-            key: self.key.clone(),
+    fn endpoint(&self, url: BrokerUrl) -> anyhow::Result<Endpoint> {
+        let tls = if !url.is_tls() && self.ca.is_none() && self.cert.is_none() {
+            None
+        } else {
+            let files = TlsFiles {
+                ca: self.ca.clone(),
+                cert: self.cert.clone(),
+                key: self.key.clone(),
+            };
+            Some(files.client_config().context("TLS settings")?)
         };
-        Ok(Some(files.client_config().context("TLS settings")?))
+        Ok(Endpoint {
+            url,
+            tls,
+            username: self.username.clone(),
+            password: self.password.clone(),
+        })
     }
 }
 
@@ -262,10 +267,7 @@ async fn run_fleet(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let opts = FleetOptions {
-        tls: args.conn.tls(&url)?,
-        url: url.clone(),
-        username: args.conn.username.clone(),
-        password: args.conn.password.clone(),
+        endpoint: args.conn.endpoint(url.clone())?,
         version: version(&args.mqtt_version)?,
         keep_alive: Duration::from_secs(args.keep_alive_secs),
         state_dir: args.state_dir.clone(),
@@ -354,10 +356,7 @@ async fn run_send(args: SendArgs) -> anyhow::Result<ExitCode> {
         _ => anyhow::bail!("expected DEVICE COMMAND, or --group GROUP COMMAND"),
     };
     let tracked = send::send(SendRequest {
-        tls: args.conn.tls(&url)?,
-        url,
-        username: args.conn.username.clone(),
-        password: args.conn.password.clone(),
+        endpoint: args.conn.endpoint(url)?,
         target,
         payload,
         wait: args.wait,

@@ -23,12 +23,11 @@ use switchboard_protocol::topic::{self, Topic};
 use switchboard_protocol::{command, Command, DeviceId, GroupId};
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tokio_rustls::rustls;
 
 use crate::faults::Faults;
 use crate::link::{now, Link, Wake};
 use crate::store::{Persisted, Store};
-use crate::transport::BrokerUrl;
+use crate::transport::Endpoint;
 
 /// Firmware every device starts with.
 pub const FACTORY_FIRMWARE: &str = "1.0.0";
@@ -38,14 +37,8 @@ const LOG_LINES: usize = 50;
 /// What every device of a fleet shares.
 #[derive(Clone, Debug)]
 pub struct FleetOptions {
-    /// The broker.
-    pub url: BrokerUrl,
-    /// TLS settings for `mqtts://` / `wss://`.
-    pub tls: Option<Arc<rustls::ClientConfig>>,
-    /// Broker user name.
-    pub username: Option<String>,
-    /// Broker password.
-    pub password: Option<String>,
+    /// The broker, and how to reach it.
+    pub endpoint: Endpoint,
     /// MQTT version to try first (falls back to 3.1.1 when refused).
     pub version: ProtocolVersion,
     /// Keep-alive interval.
@@ -102,7 +95,7 @@ pub async fn run(
     let seed = fastrand::u64(..);
     let (mut device, replies) = Device::boot(spec, opts.clone(), store, stats, seed).await?;
     let session = Session::new(device.session_config(), seed)?;
-    let mut link = Link::new(session, opts.url.clone(), opts.tls.clone());
+    let mut link = Link::new(session, &opts.endpoint);
     for filter in device.filters() {
         link.session_mut()
             .subscribe(&filter, QoS::AtLeastOnce, now())?;
@@ -235,8 +228,7 @@ impl Device {
         c.clean_start = false;
         c.session_expiry = Duration::from_secs(3600);
         c.keep_alive = self.opts.keep_alive;
-        c.username = self.opts.username.clone();
-        c.password = self.opts.password.clone().map(String::into_bytes);
+        self.opts.endpoint.apply(&mut c);
         c.will = Some(Will {
             topic: topic::status(&self.spec.id),
             payload: Status::offline(self.spec.id.clone()).encode(),

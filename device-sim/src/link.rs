@@ -12,7 +12,7 @@ use switchboard_protocol::Timestamp;
 use tokio::time::Instant;
 use tokio_rustls::rustls;
 
-use crate::transport::{BrokerUrl, Transport};
+use crate::transport::{BrokerUrl, Endpoint, Transport};
 
 /// The wall clock as the protocol wants it.
 pub fn now() -> Timestamp {
@@ -53,11 +53,11 @@ pub struct Link {
 
 impl Link {
     /// A link that has not connected yet; call [`Link::session_mut`]`.connect(now)` to start.
-    pub fn new(session: Session, url: BrokerUrl, tls: Option<Arc<rustls::ClientConfig>>) -> Link {
+    pub fn new(session: Session, endpoint: &Endpoint) -> Link {
         Link {
             session,
-            url,
-            tls,
+            url: endpoint.url.clone(),
+            tls: endpoint.tls.clone(),
             transport: None,
             buf: Vec::new(),
         }

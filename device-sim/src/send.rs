@@ -2,7 +2,6 @@
 //! protocol's command tracker, exactly as the panel does it.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 use switchboard_protocol::session::{QoS, Session, SessionConfig, SessionEvent};
@@ -12,10 +11,9 @@ use switchboard_protocol::tracker::{
 };
 use switchboard_protocol::{Command, IssuerId, Tid};
 use tokio::time::Instant;
-use tokio_rustls::rustls;
 
 use crate::link::{instant_at, now, Link, Wake};
-use crate::transport::BrokerUrl;
+use crate::transport::Endpoint;
 
 /// What to send.
 #[derive(Clone, Debug)]
@@ -29,14 +27,8 @@ pub enum Payload {
 /// How to send it.
 #[derive(Clone, Debug)]
 pub struct SendRequest {
-    /// The broker.
-    pub url: BrokerUrl,
-    /// TLS settings.
-    pub tls: Option<Arc<rustls::ClientConfig>>,
-    /// Broker credentials.
-    pub username: Option<String>,
-    /// Broker credentials.
-    pub password: Option<String>,
+    /// The broker, and how to reach it.
+    pub endpoint: Endpoint,
     /// Whom.
     pub target: Target,
     /// What.
@@ -60,14 +52,8 @@ pub struct Operator {
 /// How an operator connects.
 #[derive(Clone, Debug)]
 pub struct OperatorOptions {
-    /// The broker.
-    pub url: BrokerUrl,
-    /// TLS settings.
-    pub tls: Option<Arc<rustls::ClientConfig>>,
-    /// Broker credentials.
-    pub username: Option<String>,
-    /// Broker credentials.
-    pub password: Option<String>,
+    /// The broker, and how to reach it.
+    pub endpoint: Endpoint,
     /// Commands' deadline.
     pub timeout: Duration,
     /// Wait this long after subscribing for retained statuses (presence) to arrive.
@@ -85,14 +71,9 @@ impl Operator {
         let tracker = CommandTracker::new(config, fastrand::u64(..));
 
         let mut sc = SessionConfig::new(format!("cli-{:08x}", fastrand::u32(..)));
-        sc.username = opts.username.clone();
-        sc.password = opts.password.clone().map(String::into_bytes);
+        opts.endpoint.apply(&mut sc);
         sc.max_offline_queue = 100_000;
-        let mut link = Link::new(
-            Session::new(sc, fastrand::u64(..))?,
-            opts.url.clone(),
-            opts.tls,
-        );
+        let mut link = Link::new(Session::new(sc, fastrand::u64(..))?, &opts.endpoint);
         link.session_mut()
             .subscribe(topic::ALL_RESPONSES, QoS::AtLeastOnce, now())?;
         link.session_mut()
@@ -118,7 +99,10 @@ impl Operator {
                 match e {
                     SessionEvent::Subscribed { .. } => subscribed += 1,
                     SessionEvent::ConnectionRefused { reason, .. } => {
-                        anyhow::bail!("{}: the broker refused the connection: {reason}", opts.url)
+                        anyhow::bail!(
+                            "{}: the broker refused the connection: {reason}",
+                            opts.endpoint.url
+                        )
                     }
                     SessionEvent::Message(m) => {
                         if matches!(Topic::parse(&m.topic), Some(Topic::Status(_))) {
@@ -139,7 +123,10 @@ impl Operator {
                 if subscribed >= 2 {
                     return Ok(op);
                 }
-                anyhow::bail!("{}: could not connect and subscribe within 10 s", opts.url);
+                anyhow::bail!(
+                    "{}: could not connect and subscribe within 10 s",
+                    opts.endpoint.url
+                );
             }
         }
     }
@@ -225,10 +212,7 @@ impl Operator {
 pub async fn send(req: SendRequest) -> anyhow::Result<Tracked> {
     let group = matches!(req.target, Target::Group(_));
     let mut op = Operator::connect(OperatorOptions {
-        url: req.url,
-        tls: req.tls,
-        username: req.username,
-        password: req.password,
+        endpoint: req.endpoint,
         timeout: req.timeout,
         presence_wait: Duration::from_millis(if group { 300 } else { 50 }),
     })

@@ -109,6 +109,37 @@ impl std::fmt::Display for BrokerUrl {
     }
 }
 
+/// Where and how to connect: the broker's URL, TLS settings and credentials.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    /// The broker.
+    pub url: BrokerUrl,
+    /// TLS settings, for `mqtts://` and `wss://`.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Broker user name.
+    pub username: Option<String>,
+    /// Broker password.
+    pub password: Option<String>,
+}
+
+impl Endpoint {
+    /// A broker reached without TLS or credentials.
+    pub fn plain(url: BrokerUrl) -> Endpoint {
+        Endpoint {
+            url,
+            tls: None,
+            username: None,
+            password: None,
+        }
+    }
+
+    /// Puts the credentials into a session configuration.
+    pub fn apply(&self, config: &mut switchboard_protocol::session::SessionConfig) {
+        config.username = self.username.clone();
+        config.password = self.password.clone().map(String::into_bytes);
+    }
+}
+
 /// Certificates for TLS: the CA that signed the broker's certificate, and optionally this client's
 /// certificate and key (mutual TLS, as devices on cloud IoT services connect).
 #[derive(Clone, Debug, Default)]

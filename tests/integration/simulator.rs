@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use device_sim::faults::Faults;
 use device_sim::send::{Operator, OperatorOptions};
-use device_sim::transport::BrokerUrl;
 use switchboard_protocol::envelope::{Config, Rejection};
 use switchboard_protocol::tracker::{Phase, SendOptions, Target};
 use switchboard_protocol::{Command, GroupId};
 
 use crate::support::broker::{Broker, Kind};
-use crate::support::{dev, fleet_options, send_command, send_text, specs, start_fleet, to};
+use crate::support::{
+    dev, endpoint, fleet_options, send_command, send_text, specs, start_fleet, to,
+};
 
 const T: Duration = Duration::from_secs(10);
 
@@ -308,10 +309,7 @@ fn spawn_simulator(url: &str, state: &std::path::Path, faults: &str) -> SimProce
 async fn wait_online(url: &str, device: &str) {
     for _ in 0..100 {
         let op = Operator::connect(OperatorOptions {
-            url: BrokerUrl::parse(url).unwrap(),
-            tls: None,
-            username: None,
-            password: None,
+            endpoint: endpoint(url),
             timeout: T,
             presence_wait: Duration::from_millis(100),
         })
@@ -396,10 +394,7 @@ async fn a_broker_restart_during_a_burst_loses_and_repeats_nothing(kind: Kind) {
     )
     .await;
     let mut op = Operator::connect(OperatorOptions {
-        url: BrokerUrl::parse(&broker.url).unwrap(),
-        tls: None,
-        username: None,
-        password: None,
+        endpoint: endpoint(&broker.url),
         timeout: Duration::from_secs(40),
         presence_wait: Duration::from_millis(50),
     })
@@ -493,58 +488,48 @@ async fn plain_text_round_trip(kind: Kind) {
 /// Devices on a cloud IoT service connect with mutual TLS: the simulator and the sender do too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutual_tls_with_client_certificates() {
+    use device_sim::send::{send, Payload, SendRequest};
     use device_sim::transport::TlsFiles;
 
     let pki = crate::support::certs::TestPki::generate();
     let (_broker, tls_url) = Broker::start_mutual_tls(&pki).await;
-    let files = |cert: &std::path::Path, key: &std::path::Path| TlsFiles {
-        ca: Some(pki.ca.clone()),
-        cert: Some(cert.to_path_buf()),
-        key: Some(key.to_path_buf()),
+    let with_cert = |cert: &std::path::Path, key: &std::path::Path| {
+        let mut e = endpoint(&tls_url);
+        let files = TlsFiles {
+            ca: Some(pki.ca.clone()),
+            cert: Some(cert.to_path_buf()),
+            key: Some(key.to_path_buf()),
+        };
+        e.tls = Some(files.client_config().unwrap());
+        e
     };
     let mut opts = fleet_options(&tls_url, None);
-    opts.tls = Some(
-        files(&pki.client_cert, &pki.client_key)
-            .client_config()
-            .unwrap(),
-    );
+    opts.endpoint = with_cert(&pki.client_cert, &pki.client_key);
     let fleet = start_fleet(specs("tls", 1, &[], &Faults::default()), opts).await;
-    let sent = device_sim::send::send(device_sim::send::SendRequest {
-        url: BrokerUrl::parse(&tls_url).unwrap(),
-        tls: Some(
-            files(&pki.client_cert, &pki.client_key)
-                .client_config()
-                .unwrap(),
-        ),
-        username: None,
-        password: None,
+    let request = |endpoint, payload, timeout| SendRequest {
+        endpoint,
         target: to("tls1"),
-        payload: device_sim::send::Payload::Command(Command::Light { on: true }),
+        payload,
         wait: true,
-        timeout: T,
-    })
+        timeout,
+    };
+    let light = Payload::Command(Command::Light { on: true });
+    let sent = send(request(
+        with_cert(&pki.client_cert, &pki.client_key),
+        light,
+        T,
+    ))
     .await
     .unwrap();
     assert_eq!(phase_of(&sent, "tls1"), Phase::Succeeded);
     fleet.stop(T).await;
 
     // A certificate from a CA the broker does not trust gets nowhere.
-    let rogue = device_sim::send::send(device_sim::send::SendRequest {
-        url: BrokerUrl::parse(&tls_url).unwrap(),
-        tls: Some(
-            files(&pki.rogue_cert, &pki.rogue_key)
-                .client_config()
-                .unwrap(),
-        ),
-        username: None,
-        password: None,
-        target: to("tls1"),
-        payload: device_sim::send::Payload::Command(Command::GetState),
-        wait: true,
-        timeout: Duration::from_secs(2),
-    })
-    .await;
-    let err = rogue.expect_err("an untrusted client certificate is refused");
+    let state = Payload::Command(Command::GetState);
+    let rogue = with_cert(&pki.rogue_cert, &pki.rogue_key);
+    let err = send(request(rogue, state, Duration::from_secs(2)))
+        .await
+        .expect_err("an untrusted client certificate is refused");
     assert!(err.to_string().contains("could not connect"), "{err:#}");
 }
 

@@ -10,10 +10,15 @@ use device_sim::device::{DeviceSpec, FleetOptions};
 use device_sim::faults::Faults;
 use device_sim::fleet::Fleet;
 use device_sim::send::{self, Payload, SendRequest};
-use device_sim::transport::BrokerUrl;
+use device_sim::transport::{BrokerUrl, Endpoint};
 use switchboard_protocol::session::ProtocolVersion;
 use switchboard_protocol::tracker::{Target, Tracked};
 use switchboard_protocol::{Command, DeviceId, GroupId};
+
+/// A broker URL, without TLS or credentials.
+pub fn endpoint(url: &str) -> Endpoint {
+    Endpoint::plain(BrokerUrl::parse(url).unwrap())
+}
 
 /// A free TCP port on loopback (bound, then released).
 pub fn free_port() -> u16 {
@@ -42,10 +47,7 @@ pub fn specs(prefix: &str, n: usize, groups: &[&str], faults: &Faults) -> Vec<De
 /// Fleet options for a broker URL: MQTT 5, no telemetry, executions audited.
 pub fn fleet_options(url: &str, state_dir: Option<&std::path::Path>) -> FleetOptions {
     FleetOptions {
-        url: BrokerUrl::parse(url).unwrap(),
-        tls: None,
-        username: None,
-        password: None,
+        endpoint: endpoint(url),
         version: ProtocolVersion::V5,
         keep_alive: Duration::from_secs(5),
         state_dir: state_dir.map(Into::into),
@@ -71,10 +73,7 @@ pub async fn send_command(
     timeout: Duration,
 ) -> Tracked {
     send::send(SendRequest {
-        url: BrokerUrl::parse(url).unwrap(),
-        tls: None,
-        username: None,
-        password: None,
+        endpoint: endpoint(url),
         target,
         payload: Payload::Command(command),
         wait: true,
@@ -87,10 +86,7 @@ pub async fn send_command(
 /// Sends a plain-text command and waits for the answer.
 pub async fn send_text(url: &str, device: &str, text: &str) -> Tracked {
     send::send(SendRequest {
-        url: BrokerUrl::parse(url).unwrap(),
-        tls: None,
-        username: None,
-        password: None,
+        endpoint: endpoint(url),
         target: Target::Device(DeviceId::new(device).unwrap()),
         payload: Payload::Text(text.to_owned()),
         wait: true,
@@ -120,11 +116,7 @@ pub async fn collect(
     use switchboard_protocol::session::{QoS, Session, SessionConfig, SessionEvent};
 
     let config = SessionConfig::new(format!("watch-{}", free_port()));
-    let mut link = Link::new(
-        Session::new(config, 1).unwrap(),
-        BrokerUrl::parse(url).unwrap(),
-        None,
-    );
+    let mut link = Link::new(Session::new(config, 1).unwrap(), &endpoint(url));
     for f in filters {
         link.session_mut()
             .subscribe(f, QoS::AtLeastOnce, now())
