@@ -462,16 +462,18 @@ impl Device {
                         *m.entry((self.spec.id.clone(), ticket.tid())).or_default() += 1;
                     }
                 }
+                let before = self.state.clone();
                 let result = self.act(link, &command);
                 self.stats.executed.fetch_add(1, Ordering::Relaxed);
-                self.state.sequences = self.gate.sequence_positions();
+                // The gate fills in the sequences' positions of the answer's state itself.
                 let reply = self.gate.finish(ticket, result, &self.state, now());
                 self.state.sequences = self.gate.sequence_positions();
                 self.persist().await;
                 self.respond(link, &reply);
                 if let Command::Restart { delay_ms } = command {
                     self.restart(link, Duration::from_millis(delay_ms.max(100)));
-                } else if link.session().is_connected() {
+                } else if self.state != before && link.session().is_connected() {
+                    // Presence carries the state: republish it only when it changed.
                     let status = self.status(true);
                     self.publish(link, status);
                 }
