@@ -599,3 +599,34 @@ async fn a_lossy_device_still_gets_every_command_done_once(kind: Kind) {
     }
     fleet.stop(T).await;
 }
+
+/// Brokers that want a user name and password get them, from devices and the sender alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn username_and_password() {
+    use device_sim::send::{send, Payload, SendRequest};
+
+    let (_broker, url) = Broker::start_with_password("fleet", "s3cret").await;
+    let login = |password: &str| {
+        let mut e = endpoint(&url);
+        e.username = Some("fleet".into());
+        e.password = Some(password.into());
+        e
+    };
+    let mut opts = fleet_options(&url, None);
+    opts.endpoint = login("s3cret");
+    let fleet = start_fleet(specs("pw", 1, &[], &Faults::default()), opts).await;
+    let request = |endpoint| SendRequest {
+        endpoint,
+        target: to("pw1"),
+        payload: Payload::Command(Command::Light { on: true }),
+        wait: true,
+        timeout: T,
+    };
+    let sent = send(request(login("s3cret"))).await.unwrap();
+    assert_eq!(phase_of(&sent, "pw1"), Phase::Succeeded);
+    let err = send(request(login("wrong")))
+        .await
+        .expect_err("a wrong password is refused");
+    assert!(err.to_string().contains("refused"), "{err:#}");
+    fleet.stop(T).await;
+}

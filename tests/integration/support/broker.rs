@@ -75,7 +75,8 @@ impl Broker {
              cafile {ca}\n\
              certfile {cert}\n\
              keyfile {key}\n\
-             require_certificate true\n",
+             require_certificate true\n\
+             allow_anonymous true\n",
             port = tls.port(),
             ca = pki.ca.display(),
             cert = pki.server_cert.display(),
@@ -90,6 +91,37 @@ impl Broker {
         };
         b.wait_listening().await;
         (b, format!("mqtts://{tls}"))
+    }
+
+    /// mosquitto with an extra listener that takes only `user` / `password`. Returns the broker and
+    /// that listener's URL.
+    pub async fn start_with_password(user: &str, password: &str) -> (Broker, String) {
+        let (tcp, ws, auth) = (free_addr(), free_addr(), free_addr());
+        let dir = tempfile::tempdir().unwrap();
+        let passwords = dir.path().join("passwords");
+        let status = Command::new("mosquitto_passwd")
+            .args(["-b", "-c"])
+            .arg(&passwords)
+            .args([user, password])
+            .status()
+            .expect("mosquitto_passwd is installed with mosquitto");
+        assert!(status.success());
+        let extra = format!(
+            "listener {port} 127.0.0.1\n\
+             allow_anonymous false\n\
+             password_file {file}\n",
+            port = auth.port(),
+            file = passwords.display(),
+        );
+        let child = spawn_mosquitto(dir.path(), tcp, ws, &extra);
+        let b = Broker {
+            url: format!("mqtt://{tcp}"),
+            tcp,
+            ws,
+            inner: Inner::Mosquitto { child, dir, extra },
+        };
+        b.wait_listening().await;
+        (b, format!("mqtt://{auth}"))
     }
 
     /// `ws://127.0.0.1:<port>/mqtt`.
@@ -154,6 +186,7 @@ fn spawn_mosquitto(dir: &Path, tcp: SocketAddr, ws: SocketAddr, extra: &str) -> 
     let config = format!(
         "# written by the Switchboard integration tests\n\
          user root\n\
+         per_listener_settings true\n\
          persistence true\n\
          persistence_location {dir}/\n\
          autosave_interval 1\n\
