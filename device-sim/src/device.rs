@@ -208,7 +208,14 @@ impl Device {
         self.persisted = p;
         self.persist().await;
         self.state.sequences = self.gate.sequence_positions();
-        self.inbox.clear();
+        if !self.inbox.is_empty() {
+            tracing::info!(
+                device = %self.spec.id,
+                count = self.inbox.len(),
+                "restart loses commands held back by injected delays; the application retransmits them"
+            );
+            self.inbox.clear();
+        }
         self.schedule_telemetry();
         if !replies.is_empty() {
             self.note(format!(
@@ -405,14 +412,7 @@ impl Device {
         }
         if self.back_at.is_some_and(|at| at <= now_i) {
             self.back_at = None;
-            match self.reboot().await {
-                Ok(replies) => {
-                    for r in replies {
-                        self.respond(link, &r);
-                    }
-                }
-                Err(e) => tracing::error!(device = %self.spec.id, error = %e, "reboot failed"),
-            }
+            self.reboot_and_report(link).await;
             link.session_mut().connect(now());
         }
     }
@@ -428,7 +428,11 @@ impl Device {
             }
         }
         if self.back_at.is_some() {
-            // Restarting: a real device would not be listening. The broker keeps the command.
+            // Only a command held back by an injected delay can come due while restarting.
+            tracing::info!(
+                device = %self.spec.id,
+                "command came due while restarting: not handled; the application retransmits it"
+            );
             return;
         }
         let at = now();
@@ -569,6 +573,11 @@ impl Device {
         tracing::info!(device = %self.spec.id, "power cut mid-command (injected fault)");
         link.cut();
         self.went_offline();
+        self.reboot_and_report(link).await;
+    }
+
+    /// Boots again and answers what the previous life left unfinished (queued until connected).
+    async fn reboot_and_report(&mut self, link: &mut Link) {
         match self.reboot().await {
             Ok(replies) => {
                 for r in replies {

@@ -166,6 +166,7 @@ impl Link {
                 }
             }
         };
+        let mut wake = Wake::Session;
         match woke {
             Some(Ok(Some(()))) => self.session.handle_bytes(&self.buf, now()),
             Some(Ok(None)) | Some(Err(_)) => {
@@ -174,14 +175,12 @@ impl Link {
             }
             None => {
                 if deadline.is_some_and(|d| Instant::now() >= d) {
-                    self.session.handle_timeout(now());
-                    self.flush(events).await;
-                    return Wake::Deadline;
+                    wake = Wake::Deadline;
                 }
                 self.session.handle_timeout(now());
             }
         }
         self.flush(events).await;
-        Wake::Session
+        wake
     }
 }

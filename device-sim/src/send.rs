@@ -270,9 +270,8 @@ pub fn report(t: &Tracked) -> (String, bool) {
             _ => String::new(),
         };
         let phase = match &m.phase {
-            Phase::Rejected { reason } => format!("rejected ({})", rejection_kind(reason)),
-            Phase::TimedOut { .. } => "timed out".to_owned(),
-            p => format!("{p:?}").to_lowercase(),
+            Phase::Rejected { reason } => format!("rejected ({})", reason.kind()),
+            p => p.label().to_owned(),
         };
         if m.phase != Phase::Succeeded && m.phase != Phase::Delivered {
             ok = false;
@@ -283,11 +282,4 @@ pub fn report(t: &Tracked) -> (String, bool) {
         out.push_str("no device answered: the group has no known members\n");
     }
     (out, ok)
-}
-
-fn rejection_kind(r: &switchboard_protocol::Rejection) -> String {
-    serde_json::to_value(r)
-        .ok()
-        .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_owned))
-        .unwrap_or_else(|| "rejected".to_owned())
 }

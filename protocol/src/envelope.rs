@@ -146,6 +146,20 @@ pub enum Rejection {
     },
 }
 
+impl Rejection {
+    /// Its kind as on the wire: `out_of_order`, `sequence_violation`, `expired`, ...
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Rejection::OutOfOrder { .. } => "out_of_order",
+            Rejection::SequenceViolation { .. } => "sequence_violation",
+            Rejection::Expired { .. } => "expired",
+            Rejection::UnknownCommand { .. } => "unknown_command",
+            Rejection::InvalidArguments { .. } => "invalid_arguments",
+            Rejection::Malformed { .. } => "malformed",
+        }
+    }
+}
+
 impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -189,6 +203,17 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The message for a person that goes with this outcome when the device gives none.
+    pub fn default_error(&self) -> Option<String> {
+        match self {
+            Outcome::Rejected { reason } => Some(reason.to_string()),
+            Outcome::Interrupted => {
+                Some("the device stopped before the command finished".to_owned())
+            }
+            Outcome::Succeeded | Outcome::Failed => None,
+        }
+    }
+
     /// A short label: `succeeded`, `failed`, `rejected`, `interrupted`.
     pub fn label(&self) -> &'static str {
         match self {
@@ -277,13 +302,7 @@ pub struct Response {
 impl Response {
     /// A response with no result, error or state yet.
     pub fn new(tid: Tid, device: DeviceId, cmd: impl Into<String>, outcome: Outcome) -> Self {
-        let error = match &outcome {
-            Outcome::Rejected { reason } => Some(reason.to_string()),
-            Outcome::Interrupted => {
-                Some("the device stopped before the command finished".to_owned())
-            }
-            _ => None,
-        };
+        let error = outcome.default_error();
         Response {
             v: VERSION,
             tid,
@@ -618,6 +637,33 @@ mod tests {
         assert_eq!(python_bytes_repr(b"\t\n\r\\"), "b'\\t\\n\\r\\\\'");
         assert_eq!(python_bytes_repr(&[0, 0x7f, 0xff]), "b'\\x00\\x7f\\xff'");
         assert_eq!(python_bytes_repr(b""), "b''");
+    }
+
+    #[test]
+    fn rejection_kinds_match_the_wire() {
+        let all = [
+            Rejection::OutOfOrder {
+                last_seq: 2,
+                got_seq: 1,
+            },
+            Rejection::SequenceViolation {
+                sequence: "s".into(),
+                expected: None,
+                got: "b".into(),
+            },
+            Rejection::Expired {
+                expired_at: Timestamp::ZERO,
+            },
+            Rejection::UnknownCommand {
+                command: "x".into(),
+            },
+            Rejection::InvalidArguments { detail: "d".into() },
+            Rejection::Malformed { detail: "d".into() },
+        ];
+        for r in all {
+            let wire = serde_json::to_value(&r).expect("json");
+            assert_eq!(wire["kind"], r.kind());
+        }
     }
 
     #[test]

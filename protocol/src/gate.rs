@@ -373,8 +373,7 @@ impl DeviceGate {
             let finished = Finished {
                 tid: entry.tid,
                 cmd: entry.cmd.clone(),
-                error: Response::new(entry.tid, gate.config.device.clone(), "", outcome.clone())
-                    .error,
+                error: outcome.default_error(),
                 outcome,
                 result: serde_json::Value::Null,
                 expires_at: entry.expires_at,

@@ -421,9 +421,8 @@ async fn a_broker_restart_during_a_burst_loses_and_repeats_nothing(kind: Kind) {
 
 fn phase_label(p: &Phase) -> String {
     match p {
-        Phase::Rejected { .. } => "rejected (out of order)".into(),
-        Phase::TimedOut { .. } => "timed out".into(),
-        other => format!("{other:?}").to_lowercase(),
+        Phase::Rejected { reason } => format!("rejected ({})", reason.kind()),
+        other => other.label().to_owned(),
     }
 }
 

@@ -79,6 +79,22 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// A short label: `queued`, `sent`, `delivered`, `succeeded`, `failed`, `rejected`,
+    /// `interrupted`, `timed out`, `expired`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Phase::Queued => "queued",
+            Phase::Sent => "sent",
+            Phase::Delivered => "delivered",
+            Phase::Succeeded => "succeeded",
+            Phase::Failed => "failed",
+            Phase::Rejected { .. } => "rejected",
+            Phase::Interrupted => "interrupted",
+            Phase::TimedOut { .. } => "timed out",
+            Phase::Expired => "expired",
+        }
+    }
+
     /// Whether nothing more will happen (short of a late answer).
     pub fn is_terminal(&self) -> bool {
         !matches!(self, Phase::Queued | Phase::Sent | Phase::Delivered)

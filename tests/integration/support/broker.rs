@@ -45,13 +45,7 @@ impl Broker {
         let (tcp, ws) = (free_addr(), free_addr());
         let inner = match kind {
             Kind::Mosquitto => {
-                let dir = tempfile::tempdir().unwrap();
-                let child = spawn_mosquitto(dir.path(), tcp, ws, "");
-                Inner::Mosquitto {
-                    child,
-                    dir,
-                    extra: String::new(),
-                }
+                return Broker::mosquitto(tempfile::tempdir().unwrap(), String::new()).await
             }
             Kind::Embedded => Inner::Embedded(Some(EmbeddedBroker::start(tcp, ws).await.unwrap())),
         };
@@ -68,8 +62,7 @@ impl Broker {
     /// mosquitto with an extra listener for mutual TLS: clients must present a certificate
     /// signed by `pki`'s CA. Returns the broker and the `mqtts://` URL.
     pub async fn start_mutual_tls(pki: &super::certs::TestPki) -> (Broker, String) {
-        let (tcp, ws, tls) = (free_addr(), free_addr(), free_addr());
-        let dir = tempfile::tempdir().unwrap();
+        let tls = free_addr();
         let extra = format!(
             "listener {port} 127.0.0.1\n\
              cafile {ca}\n\
@@ -82,21 +75,14 @@ impl Broker {
             cert = pki.server_cert.display(),
             key = pki.server_key.display(),
         );
-        let child = spawn_mosquitto(dir.path(), tcp, ws, &extra);
-        let b = Broker {
-            url: format!("mqtt://{tcp}"),
-            tcp,
-            ws,
-            inner: Inner::Mosquitto { child, dir, extra },
-        };
-        b.wait_listening().await;
-        (b, format!("mqtts://{tls}"))
+        let broker = Broker::mosquitto(tempfile::tempdir().unwrap(), extra).await;
+        (broker, format!("mqtts://{tls}"))
     }
 
     /// mosquitto with an extra listener that takes only `user` / `password`. Returns the broker and
     /// that listener's URL.
     pub async fn start_with_password(user: &str, password: &str) -> (Broker, String) {
-        let (tcp, ws, auth) = (free_addr(), free_addr(), free_addr());
+        let auth = free_addr();
         let dir = tempfile::tempdir().unwrap();
         let passwords = dir.path().join("passwords");
         let status = Command::new("mosquitto_passwd")
@@ -113,6 +99,16 @@ impl Broker {
             port = auth.port(),
             file = passwords.display(),
         );
+        (
+            Broker::mosquitto(dir, extra).await,
+            format!("mqtt://{auth}"),
+        )
+    }
+
+    /// mosquitto on free TCP and WebSocket ports, keeping its files in `dir`, with `extra`
+    /// configuration (more listeners) appended.
+    async fn mosquitto(dir: tempfile::TempDir, extra: String) -> Broker {
+        let (tcp, ws) = (free_addr(), free_addr());
         let child = spawn_mosquitto(dir.path(), tcp, ws, &extra);
         let b = Broker {
             url: format!("mqtt://{tcp}"),
@@ -121,7 +117,7 @@ impl Broker {
             inner: Inner::Mosquitto { child, dir, extra },
         };
         b.wait_listening().await;
-        (b, format!("mqtt://{auth}"))
+        b
     }
 
     /// `ws://127.0.0.1:<port>/mqtt`.
