@@ -1,14 +1,13 @@
-//! Switchboard's browser panel. Components live here; `main.rs` only mounts [`App`].
+//! Switchboard's browser panel: a Leptos app that speaks MQTT over WebSockets straight to the broker.
+//!
+//! - [`link`] owns the WebSocket and drives the protocol's session and command tracker;
+//! - [`store`] and [`view`] are what the panel draws from (signals);
+//! - [`components`] are the panel's parts, one per file; `main.rs` only mounts [`App`].
 
-use leptos::prelude::*;
+pub mod components;
+pub mod link;
+pub mod settings;
+pub mod store;
+pub mod view;
 
-/// The whole panel.
-#[component]
-pub fn App() -> impl IntoView {
-    view! {
-        <main>
-            <h1>"Switchboard"</h1>
-            <p>"Command and control for MQTT device fleets. The panel is on its way."</p>
-        </main>
-    }
-}
+pub use components::app::App;

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use serde_json::json;
 use switchboard_protocol::envelope::{
-    decode_request, text_response, Config, DeviceState, IncomingRequest, Status, Tid, VERSION,
+    decode_request, text_response, Config, DeviceState, IncomingRequest, LogLines, Status, Telemetry,
+    Tid, VERSION,
 };
 use switchboard_protocol::gate::{Admission, DeviceGate, GateConfig, Reply};
 use switchboard_protocol::session::{
@@ -394,19 +395,16 @@ impl Device {
             self.schedule_telemetry();
             if link.session().is_connected() {
                 self.telemetry_seq += 1;
-                let payload = json!({
-                    "device": self.spec.id,
-                    "seq": self.telemetry_seq,
-                    "at": now().as_millis(),
-                    "interval_ms": self.state.telemetry_interval_ms,
-                    "light": self.state.light,
-                    "temperature": 20.0 + 5.0 * ((self.telemetry_seq as f64) / 10.0).sin(),
-                });
-                let p = Publish::new(
-                    topic::telemetry(&self.spec.id),
-                    payload.to_string(),
-                    QoS::AtMostOnce,
-                );
+                let sample = Telemetry {
+                    device: self.spec.id.clone(),
+                    seq: self.telemetry_seq,
+                    at: now(),
+                    interval_ms: self.state.telemetry_interval_ms,
+                    light: self.state.light,
+                    temperature: 20.0 + 5.0 * ((self.telemetry_seq as f64) / 10.0).sin(),
+                };
+                let payload = serde_json::to_vec(&sample).unwrap_or_default();
+                let p = Publish::new(topic::telemetry(&self.spec.id), payload, QoS::AtMostOnce);
                 self.publish(link, p);
             }
         }
@@ -512,11 +510,15 @@ impl Device {
                     .unwrap_or(usize::MAX)
                     .min(self.log.len());
                 let lines: Vec<_> = self.log.iter().skip(self.log.len() - n).cloned().collect();
-                let payload = json!({ "device": self.spec.id, "lines": lines });
+                let payload = serde_json::to_vec(&LogLines {
+                    device: self.spec.id.clone(),
+                    lines,
+                })
+                .unwrap_or_default();
                 let topic = topic::log(&self.spec.id);
                 self.publish(
                     link,
-                    Publish::new(topic.clone(), payload.to_string(), QoS::AtLeastOnce),
+                    Publish::new(topic.clone(), payload, QoS::AtLeastOnce),
                 );
                 Ok(json!({ "published": n, "topic": topic }))
             }

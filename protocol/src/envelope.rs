@@ -373,6 +373,44 @@ pub fn decode_status(bytes: &[u8]) -> Result<Option<Status>, DecodeError> {
     decode_json(bytes).map(Some)
 }
 
+/// One telemetry sample on `telemetry/<device>`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Telemetry {
+    /// The device.
+    pub device: DeviceId,
+    /// Counts samples since the device started.
+    pub seq: u64,
+    /// When it was taken (device clock).
+    pub at: Timestamp,
+    /// The telemetry period in effect.
+    pub interval_ms: u64,
+    /// The light.
+    pub light: bool,
+    /// A measured value.
+    pub temperature: f64,
+}
+
+/// Log lines a device publishes on `log/<device>` when asked with `get_log`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLines {
+    /// The device.
+    pub device: DeviceId,
+    /// Oldest first.
+    pub lines: Vec<String>,
+}
+
+/// Decodes a telemetry sample.
+pub fn decode_telemetry(bytes: &[u8]) -> Result<Telemetry, DecodeError> {
+    check_size(bytes)?;
+    decode_json(bytes)
+}
+
+/// Decodes a log message.
+pub fn decode_log(bytes: &[u8]) -> Result<LogLines, DecodeError> {
+    check_size(bytes)?;
+    decode_json(bytes)
+}
+
 /// A request as it arrived on a device's request topic.
 #[derive(Clone, Debug, PartialEq)]
 pub enum IncomingRequest {

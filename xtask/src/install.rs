@@ -19,6 +19,14 @@ pub const WASM_BINDGEN: &str = "0.2.130";
 /// The newest geckodriver that installs from the crate registry here and drives Firefox ESR.
 const GECKODRIVER: &str = "0.37.1";
 
+/// The newest Trunk that builds with this project's Rust toolchain.
+pub const TRUNK: &str = "0.21.14";
+
+/// wasm-opt from binaryen's npm package (a Node build). It must match Trunk.toml's `wasm_opt`
+/// (`version_132`): Trunk uses a tool from PATH only when its version matches exactly. Debian's
+/// binaryen is older and breaks wasm-bindgen's output.
+const BINARYEN: &str = "132.0.0";
+
 /// Where Debian's `chromium-driver` puts its driver.
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
@@ -45,10 +53,68 @@ pub fn ensure(workspace: &Path, browsers: bool) -> Result {
             "wasm-bindgen-cli",
             WASM_BINDGEN,
             &["wasm-bindgen", "wasm-bindgen-test-runner"],
+            false,
         )?;
-        cargo_tool("geckodriver", GECKODRIVER, &["geckodriver"])?;
+        cargo_tool("geckodriver", GECKODRIVER, &["geckodriver"], false)?;
     }
     Ok(())
+}
+
+/// Makes sure the tools that build the panel are present: the wasm32 target, the pinned
+/// wasm-bindgen CLI, Trunk and wasm-opt. Returns the PATH to build with.
+pub fn ensure_panel_tools(workspace: &Path) -> Result<std::ffi::OsString> {
+    check_pins(workspace)?;
+    wasm_target()?;
+    cargo_tool(
+        "wasm-bindgen-cli",
+        WASM_BINDGEN,
+        &["wasm-bindgen", "wasm-bindgen-test-runner"],
+        false,
+    )?;
+    // Trunk's own lock file is what builds with this toolchain.
+    cargo_tool("trunk", TRUNK, &["trunk"], true)?;
+    let tools = binaryen(workspace)?;
+    let mut path = vec![tools, cargo_bin()?];
+    path.extend(env::split_paths(&env::var_os("PATH").unwrap_or_default()));
+    env::join_paths(path).map_err(|error| Failure::new(format!("cannot build PATH: {error}")))
+}
+
+/// The folder with binaryen's `wasm-opt`, installed from npm into `target/tools` if missing.
+fn binaryen(workspace: &Path) -> Result<PathBuf> {
+    let prefix = workspace.join("target/tools/binaryen");
+    let bin = prefix.join("node_modules/.bin");
+    let major = BINARYEN.split('.').next().unwrap_or(BINARYEN);
+    let wanted = format!("version_{major}");
+    let present = probe(Command::new(bin.join("wasm-opt")).arg("--version"))
+        .is_some_and(|v| v.contains(&wanted));
+    if present {
+        println!("    wasm-opt (binaryen {BINARYEN}, npm): present");
+        return Ok(bin);
+    }
+    if probe(Command::new("npm").arg("--version")).is_none() {
+        return Err(Failure::new(
+            "npm is needed to install wasm-opt (binaryen's npm package): install Node.js and npm",
+        ));
+    }
+    fs::create_dir_all(&prefix)
+        .map_err(|error| Failure::new(format!("cannot create {}: {error}", prefix.display())))?;
+    execute(Command::new("npm").args([
+        "install",
+        "--no-audit",
+        "--no-fund",
+        "--prefix",
+        &prefix.to_string_lossy(),
+        &format!("binaryen@{BINARYEN}"),
+    ]))?;
+    if probe(Command::new(bin.join("wasm-opt")).arg("--version"))
+        .is_some_and(|v| v.contains(&wanted))
+    {
+        Ok(bin)
+    } else {
+        Err(Failure::new(format!(
+            "installed binaryen@{BINARYEN}, but its wasm-opt does not report {wanted}"
+        )))
+    }
 }
 
 /// The folder `cargo install` puts binaries in: `$CARGO_HOME/bin`, by default `~/.cargo/bin`.
@@ -184,16 +250,23 @@ fn is_root() -> bool {
 }
 
 /// Installs `krate` at exactly `version` unless each of its `binaries` already reports that
-/// version.
-fn cargo_tool(krate: &str, version: &str, binaries: &[&str]) -> Result {
+/// version; `locked` installs with the crate's own lock file.
+fn cargo_tool(krate: &str, version: &str, binaries: &[&str], locked: bool) -> Result {
     let stale = |binary: &str| !reports_version(binary, version);
     if !binaries.iter().any(|binary| stale(binary)) {
         println!("    {krate} {version}: present");
         return Ok(());
     }
-    // Never `--locked`: wasm-bindgen-cli's lock file names a webpki-roots version the registry no
-    // longer serves, while a fresh resolution builds.
-    execute(cargo().args(["install", krate, "--version", version]))?;
+    // wasm-bindgen-cli never `--locked`: its lock file names a webpki-roots version the registry
+    // no longer serves, while a fresh resolution builds. Trunk always: only its lock file builds
+    // with this toolchain.
+    println!("    installing {krate} {version} (a few minutes)");
+    let mut install = cargo();
+    install.args(["install", krate, "--version", version]);
+    if locked {
+        install.arg("--locked");
+    }
+    execute(&mut install)?;
     match binaries.iter().find(|binary| stale(binary)) {
         None => Ok(()),
         Some(binary) => Err(Failure::new(format!(

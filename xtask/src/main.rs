@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's automation, written in Rust so that one command works on every
 //! machine that has cargo, with nothing else installed first.
 //!
+//! `cargo xtask run` brings everything up (broker, simulated devices, the panel in a browser).
 //! `cargo xtask test` is what CI runs (`.ci/run`) and what a developer runs before pushing: it
 //! installs the pinned tools that are missing, then runs formatting, lints, the native tests and the
 //! protocol tests on wasm32 in headless Firefox and Chromium. `cargo xtask bench` measures the
@@ -8,6 +9,8 @@
 
 mod bench;
 mod install;
+mod panel;
+mod run;
 mod step;
 mod test;
 mod wasm_binary;
@@ -22,6 +25,10 @@ const USAGE: &str = "\
 usage: cargo xtask <command> [options]
 
 commands:
+  run [--devices N] [--port P]
+        Everything up on this machine: install what is missing, build the panel, start the
+        device simulator (embedded broker, N=12 devices in groups floor1 and floor2), serve
+        the panel on http://127.0.0.1:P (8080) and print the URL to open. Ctrl-C stops it all.
   test [--skip-install] [--no-browser]
         Install the missing tools, then run rustfmt, clippy, every native test, and the
         protocol tests on wasm32 in headless Firefox and Chromium.
@@ -34,9 +41,7 @@ commands:
         devices. Prints a table and writes it to target/bench/simulator.txt. With NAME, only
         the measurements whose name contains it.
   wasm-runner <test.wasm> [args...]
-        Cargo's runner for wasm32 test binaries, set by `test`: runs a binary in both browsers.
-
-run: coming with the panel";
+        Cargo's runner for wasm32 test binaries, set by `test`: runs a binary in both browsers.";
 
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
@@ -45,6 +50,7 @@ fn main() -> ExitCode {
         None => (String::from("help"), &[][..]),
     };
     let result = match command.as_str() {
+        "run" => run::run(rest, &test::workspace_root()),
         "test" => test::run(rest),
         "bench" => bench::run(rest),
         "wasm-runner" => wasm_runner::run(rest),

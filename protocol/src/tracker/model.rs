@@ -196,6 +196,16 @@ impl Tracked {
     }
 }
 
+/// Unfinished commands and the sequence counter, as kept across an application restart; see
+/// [`CommandTracker::snapshot`](super::CommandTracker::snapshot).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrackerSnapshot {
+    /// The sequence number the next command gets.
+    pub next_seq: u64,
+    /// Unfinished commands, oldest first.
+    pub commands: Vec<Tracked>,
+}
+
 /// A publish the caller must hand to the MQTT session (QoS 1).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outgoing {

@@ -401,3 +401,94 @@ fn sequence_numbers_grow_per_command() {
     assert_eq!(seqs, [1, 2, 3]);
     assert_eq!(t.next_seq(), 4);
 }
+
+#[test]
+fn a_snapshot_survives_a_restart_and_is_reconciled_after_it() {
+    let mut t = tracker();
+    let sent = t.submit(
+        Target::Device(dev("device1")),
+        &Command::Light { on: true },
+        SendOptions::default(),
+        at(0),
+    );
+    let o = pump(&mut t, at(0));
+    assert_eq!(o.len(), 1);
+    let queued = t.submit(
+        Target::Device(dev("device2")),
+        &Command::GetState,
+        SendOptions::default(),
+        at(5),
+    );
+    let done = t.submit(
+        Target::Device(dev("device3")),
+        &Command::GetState,
+        SendOptions::default(),
+        at(6),
+    );
+    let text = t.submit_text(dev("device4"), "light: on", SendOptions::default(), at(7));
+    // device3 is done before the restart; device2's command never left.
+    while let Some(o) = t.poll_transmit() {
+        if o.tid == done || o.tid == text {
+            t.handle_sent(o.tid, at(7));
+            t.handle_delivered(o.tid);
+        } else {
+            t.handle_send_failed(o.tid, "offline", at(7));
+        }
+    }
+    t.handle_response(
+        &dev("device3"),
+        &answer(done, "device3", Outcome::Succeeded),
+        at(8),
+    );
+    assert!(t.get(&queued).is_some());
+    let json = serde_json::to_string(&t.snapshot()).unwrap();
+
+    // A new application instance (a reloaded page) with a fresh tracker.
+    let mut t = tracker();
+    t.restore(serde_json::from_str(&json).unwrap(), at(1_000));
+    assert!(
+        t.get(&done).is_none(),
+        "finished commands are not carried over"
+    );
+    assert_eq!(t.outstanding(), 3);
+    assert_eq!(t.next_seq(), 4, "the sequence counter goes on");
+    // The queued one is sent at once, and only it.
+    let first: Vec<_> = std::iter::from_fn(|| t.poll_transmit()).collect();
+    assert_eq!(
+        first.iter().map(|o| o.tid).collect::<Vec<_>>(),
+        vec![queued]
+    );
+    // The delivered one is retransmitted, same TID, after the backoff; the text one never is.
+    let retry = t.poll_timeout().unwrap();
+    assert!(retry > at(1_000) && retry < at(10_000), "{retry:?}");
+    t.handle_timeout(retry);
+    let again: Vec<_> = std::iter::from_fn(|| t.poll_transmit()).collect();
+    assert_eq!(again.iter().map(|o| o.tid).collect::<Vec<_>>(), vec![sent]);
+    assert!(again[0].retransmission);
+    // Answers reconcile as if nothing had happened, the text one by its device.
+    t.handle_response(
+        &dev("device1"),
+        &answer(sent, "device1", Outcome::Succeeded),
+        at(1_500),
+    );
+    t.handle_response(
+        &dev("device4"),
+        b"SUCCESS: command ran successfully from payload: b'light: on'",
+        at(1_600),
+    );
+    assert_eq!(
+        t.get(&sent).unwrap().members[&dev("device1")].phase,
+        Phase::Succeeded
+    );
+    assert_eq!(
+        t.get(&text).unwrap().members[&dev("device4")].phase,
+        Phase::Succeeded
+    );
+    // The command that never left still times out by its original deadline.
+    t.handle_timeout(at(10_005));
+    assert_eq!(
+        t.get(&queued).unwrap().members[&dev("device2")].phase,
+        Phase::Expired
+    );
+    assert_eq!(t.outstanding(), 0);
+}

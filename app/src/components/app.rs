@@ -1,0 +1,69 @@
+//! The whole panel: creates the store and the link, and lays out the parts.
+
+use leptos::prelude::*;
+use switchboard_protocol::Timestamp;
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::JsCast;
+
+use super::add_device::AddDevice;
+use super::connect_form::ConnectForm;
+use super::connection_badge::ConnectionBadge;
+use super::device_detail::DeviceDetail;
+use super::fanout_matrix::FanoutMatrix;
+use super::fleet_grid::FleetGrid;
+use super::group_command::GroupCommand;
+use super::history::History;
+use super::notices::Notices;
+use crate::link::{now, Link};
+use crate::settings::Settings;
+use crate::store::Store;
+
+/// A clock signal ticking every second, for countdowns ("reconnecting in 3 s", "next retry in 2 s").
+#[derive(Clone, Copy, Debug)]
+pub struct Clock(pub RwSignal<Timestamp>);
+
+/// The whole panel.
+#[component]
+pub fn App() -> impl IntoView {
+    let store = Store::new();
+    let link = Link::new(store);
+    provide_context(link);
+    let clock = Clock(RwSignal::new(now()));
+    provide_context(clock);
+    let tick = gloo_timers::callback::Interval::new(1_000, move || clock.0.set(now()));
+    // The interval lives as long as the page.
+    tick.forget();
+
+    // Save outstanding commands when the page goes away (reload, close, navigation).
+    let on_hide = Closure::<dyn FnMut()>::new(move || link.save_now());
+    if let Some(w) = web_sys::window() {
+        let _ = w.add_event_listener_with_callback("pagehide", on_hide.as_ref().unchecked_ref());
+    }
+    on_hide.forget();
+
+    let settings = Settings::load();
+    link.connect(settings.clone());
+
+    view! {
+        <header class="top">
+            <h1>"Switchboard"</h1>
+            <ConnectionBadge />
+        </header>
+        <ConnectForm initial=settings />
+        <main class="layout">
+            <section class="fleet" aria-label="Fleet">
+                <div class="toolbar">
+                    <GroupCommand />
+                    <AddDevice />
+                </div>
+                <FleetGrid />
+            </section>
+            <aside class="side">
+                <DeviceDetail />
+                <FanoutMatrix />
+            </aside>
+        </main>
+        <History />
+        <Notices />
+    }
+}
