@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod panel;
 mod protocol_smoke;
 mod simulator;
 mod support;

@@ -2,8 +2,6 @@
 //! the embedded broker.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::process::{Child, Command as Process, Stdio};
 use std::time::Duration;
 
 use device_sim::faults::Faults;
@@ -14,7 +12,8 @@ use switchboard_protocol::{Command, GroupId};
 
 use crate::support::broker::{Broker, Kind};
 use crate::support::{
-    dev, endpoint, fleet_options, send_command, send_text, specs, start_fleet, to,
+    dev, endpoint, fleet_options, send_command, send_text, spawn_simulator, specs, start_fleet,
+    to, wait_online,
 };
 
 const T: Duration = Duration::from_secs(10);
@@ -229,85 +228,11 @@ async fn a_restart_applies_the_saved_config(kind: Kind) {
     fleet.stop(T).await;
 }
 
-/// The simulator binary, built next to this test binary (`cargo xtask test` builds it first).
-fn simulator_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|p| p.parent()).unwrap();
-    let bin = dir.join("device-sim");
-    assert!(
-        bin.exists(),
-        "{} is missing: build it with `cargo build -p device-sim` (cargo xtask test does)",
-        bin.display()
-    );
-    bin
-}
-
-/// A simulator process, killed when dropped (also when a test panics).
-struct SimProcess(Child);
-
-impl SimProcess {
-    fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for SimProcess {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn spawn_simulator(url: &str, state: &std::path::Path, faults: &str) -> SimProcess {
-    let child = Process::new(simulator_binary())
-        .args([
-            "--broker",
-            url,
-            "--devices",
-            "1",
-            "--prefix",
-            "kill",
-            "--telemetry-ms",
-            "0",
-        ])
-        .arg("--state-dir")
-        .arg(state)
-        .args(["--faults", faults])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    SimProcess(child)
-}
-
-/// Waits until the device's retained status says it is online.
-async fn wait_online(url: &str, device: &str) {
-    for _ in 0..100 {
-        let op = Operator::connect(OperatorOptions {
-            endpoint: endpoint(url),
-            timeout: T,
-            presence_wait: Duration::from_millis(100),
-        })
-        .await
-        .unwrap();
-        let online = op
-            .tracker()
-            .presence(&dev(device))
-            .is_some_and(|p| p.online);
-        op.disconnect().await;
-        if online {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{device} never came online");
-}
-
 async fn killing_the_simulator_mid_command_reports_interrupted(kind: Kind) {
     let broker = Broker::start(kind).await;
     let dir = tempfile::tempdir().unwrap();
     // Acting takes 5 s: long enough to kill the process in the middle.
-    let mut sim = spawn_simulator(&broker.url, dir.path(), "slow-ms=5000");
+    let mut sim = spawn_simulator(&broker.url, dir.path(), "kill", "slow-ms=5000");
     wait_online(&broker.url, "kill1").await;
     let url = broker.url.clone();
     let sender = tokio::spawn(async move {
@@ -321,7 +246,7 @@ async fn killing_the_simulator_mid_command_reports_interrupted(kind: Kind) {
     });
     tokio::time::sleep(Duration::from_millis(1500)).await;
     sim.kill();
-    let _again = spawn_simulator(&broker.url, dir.path(), "");
+    let _again = spawn_simulator(&broker.url, dir.path(), "kill", "");
     let t = sender.await.unwrap();
     assert_eq!(phase_of(&t, "kill1"), Phase::Interrupted, "{:?}", t.members);
     let t = send_command(&broker.url, to("kill1"), Command::GetState, T).await;

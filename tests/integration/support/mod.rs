@@ -1,6 +1,7 @@
 //! Shared fixtures: brokers, fleets, the sender, free ports.
 
 pub mod broker;
+pub mod browser;
 pub mod certs;
 
 use std::net::{SocketAddr, TcpListener};
@@ -137,3 +138,80 @@ pub async fn collect(
     }
     got
 }
+
+/// The simulator binary, built next to this test binary (`cargo xtask test` builds it first).
+pub fn simulator_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|p| p.parent()).unwrap();
+    let bin = dir.join("device-sim");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build -p device-sim` (cargo xtask test does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A simulator process, killed when dropped (also when a test panics).
+pub struct SimProcess(std::process::Child);
+
+impl SimProcess {
+    /// Kills it (SIGKILL) and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for SimProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// One simulated device `<prefix>1` in its own process, keeping its state in `state`.
+pub fn spawn_simulator(url: &str, state: &std::path::Path, prefix: &str, faults: &str) -> SimProcess {
+    let child = std::process::Command::new(simulator_binary())
+        .args([
+            "--broker",
+            url,
+            "--devices",
+            "1",
+            "--prefix",
+            prefix,
+            "--telemetry-ms",
+            "0",
+        ])
+        .arg("--state-dir")
+        .arg(state)
+        .args(["--faults", faults])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    SimProcess(child)
+}
+
+/// Waits until the device's retained status says it is online.
+pub async fn wait_online(url: &str, device: &str) {
+    for _ in 0..100 {
+        let op = device_sim::send::Operator::connect(device_sim::send::OperatorOptions {
+            endpoint: endpoint(url),
+            timeout: Duration::from_secs(10),
+            presence_wait: Duration::from_millis(100),
+        })
+        .await
+        .unwrap();
+        let online = op
+            .tracker()
+            .presence(&dev(device))
+            .is_some_and(|p| p.online);
+        op.disconnect().await;
+        if online {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{device} never came online");
+}
+

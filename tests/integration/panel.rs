@@ -1,0 +1,260 @@
+//! The panel end to end: the release build (Trunk) in a real headless Chromium, talking MQTT over
+//! WebSockets to a real broker, with simulated devices behind it. Each test saves a screenshot
+//! to `tests/artifacts/`.
+
+use std::time::Duration;
+
+use device_sim::faults::Faults;
+use switchboard_protocol::{Command, DeviceId, Tid};
+
+use crate::support::broker::{Broker, Kind};
+use crate::support::browser::{dist, Browser, StaticServer};
+use crate::support::{
+    dev, fleet_options, send_command, spawn_simulator, specs, start_fleet, to, wait_online,
+};
+
+const T: Duration = Duration::from_secs(20);
+
+fn panel_url(server: &StaticServer, broker: &Broker) -> String {
+    format!("{}/?broker={}", server.url, broker.ws_url())
+}
+
+/// JavaScript that reads one attribute of a device's card ('' when the card is not there).
+fn card_attr(device: &str, attr: &str) -> String {
+    format!(
+        "const c = document.querySelector('[data-device=\"{device}\"]'); return c ? c.getAttribute('{attr}') : '';"
+    )
+}
+
+async fn open_panel(broker: &Broker, device: &str) -> Browser {
+    let server = StaticServer::start(dist());
+    let browser = Browser::start().await;
+    browser.client.goto(&panel_url(&server, broker)).await.unwrap();
+    browser
+        .until(
+            "the panel online",
+            "const b = document.querySelector('[data-conn]'); return b && b.dataset.conn === 'online';",
+            T,
+        )
+        .await;
+    browser
+        .until(
+            &format!("{device} discovered online"),
+            &format!(
+                "const c = document.querySelector('[data-device=\"{device}\"]'); return c && c.dataset.presence === 'online';"
+            ),
+            T,
+        )
+        .await;
+    browser
+}
+
+async fn click(browser: &Browser, css: &str) {
+    browser.find(css, T).await.click().await.unwrap();
+}
+
+async fn light_turns_on_only_when_confirmed(kind: Kind) {
+    let broker = Broker::start(kind).await;
+    // device1 takes 600 ms to act, so "pending" is there to be seen.
+    let mut sp = specs("device", 3, &["floor1"], &Faults::default());
+    sp[0].faults = Faults::parse("slow-ms=600").unwrap();
+    let fleet = start_fleet(sp, fleet_options(&broker.url, None)).await;
+    let browser = open_panel(&broker, "device1").await;
+    assert_eq!(
+        browser.client.execute(&card_attr("device1", "data-light"), vec![]).await.unwrap(),
+        "off"
+    );
+
+    click(&browser, "[data-device=\"device1\"] [data-action=\"light\"]").await;
+    browser
+        .until(
+            "device1 pending and still drawn off",
+            &format!(
+                "const c = document.querySelector('[data-device=\"device1\"]'); return c.dataset.pending === 'true' && c.dataset.light === 'off';"
+            ),
+            T,
+        )
+        .await;
+    browser.screenshot(&format!("light-pending-{kind:?}")).await;
+    browser
+        .until(
+            "device1 confirmed on",
+            "const c = document.querySelector('[data-device=\"device1\"]'); return c.dataset.pending === 'false' && c.dataset.light === 'on';",
+            T,
+        )
+        .await;
+    let tid = browser
+        .until(
+            "the command succeeded in the history",
+            "const r = document.querySelector('tr[data-tid]'); return r && r.dataset.phase === 'succeeded' ? r.dataset.tid : '';",
+            T,
+        )
+        .await;
+    browser.screenshot(&format!("light-on-{kind:?}")).await;
+
+    // The simulator really switched device1's light, once.
+    let tid = Tid::parse(tid.as_str().unwrap()).unwrap();
+    assert_eq!(fleet.stats().executions_of(&dev("device1"), &tid), 1);
+    let t = send_command(&broker.url, to("device1"), Command::GetState, T).await;
+    let state = t.members[&dev("device1")].response.as_ref().unwrap().state.clone().unwrap();
+    assert!(state.light, "the device's own state says on");
+    // The other devices were left alone.
+    assert_eq!(
+        browser.client.execute(&card_attr("device2", "data-light"), vec![]).await.unwrap(),
+        "off"
+    );
+    browser.close().await;
+    fleet.stop(T).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn light_turns_on_only_when_confirmed_embedded() {
+    light_turns_on_only_when_confirmed(Kind::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn light_turns_on_only_when_confirmed_mosquitto() {
+    light_turns_on_only_when_confirmed(Kind::Mosquitto).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_fan_out_fills_the_matrix_for_100_devices() {
+    let broker = Broker::start(Kind::Embedded).await;
+    let fleet = start_fleet(
+        specs("fan", 100, &["hall"], &Faults::default()),
+        fleet_options(&broker.url, None),
+    )
+    .await;
+    let browser = open_panel(&broker, "fan100").await;
+    browser
+        .until(
+            "100 devices in group hall",
+            "const o = document.querySelector('select[name=\"group\"] option'); return o && o.textContent.includes('100 devices');",
+            T,
+        )
+        .await;
+    click(&browser, "[data-action=\"fanout\"]").await;
+    let tid = browser
+        .until(
+            "the matrix complete",
+            "const f = document.querySelector('[data-fanout]'); return f && f.dataset.complete === 'true' ? f.dataset.fanout : '';",
+            T,
+        )
+        .await;
+    let answered = browser
+        .client
+        .execute(
+            "return document.querySelector('[data-fanout]').dataset.answered;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(answered, "100");
+    browser.screenshot("fanout-100").await;
+    let tid = Tid::parse(tid.as_str().unwrap()).unwrap();
+    for i in 1..=100 {
+        let d = DeviceId::new(format!("fan{i}")).unwrap();
+        assert_eq!(fleet.stats().executions_of(&d, &tid), 1, "fan{i} ran it once");
+    }
+    // Every card shows the light the group command turned on.
+    let lit = browser
+        .client
+        .execute(
+            "return document.querySelectorAll('[data-device][data-light=\"on\"]').length;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(lit.as_u64().unwrap() > 0, "the cards drawn show the light on");
+    browser.close().await;
+    fleet.stop(T).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_killed_mid_command_shows_interrupted_after_it_returns() {
+    let broker = Broker::start(Kind::Embedded).await;
+    let dir = tempfile::tempdir().unwrap();
+    // Acting takes 5 s: long enough to kill the process in the middle.
+    let mut sim = spawn_simulator(&broker.url, dir.path(), "cut", "slow-ms=5000");
+    wait_online(&broker.url, "cut1").await;
+    let browser = open_panel(&broker, "cut1").await;
+    click(&browser, "[data-device=\"cut1\"] [data-action=\"light\"]").await;
+    browser
+        .until(
+            "cut1 pending",
+            "const c = document.querySelector('[data-device=\"cut1\"]'); return c.dataset.pending === 'true';",
+            T,
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    sim.kill();
+    let _again = spawn_simulator(&broker.url, dir.path(), "cut", "");
+    browser
+        .until(
+            "the command shown interrupted",
+            "const r = document.querySelector('tr[data-tid]'); return r && r.dataset.phase === 'interrupted';",
+            T,
+        )
+        .await;
+    browser
+        .until(
+            "the card no longer pending, light still off",
+            "const c = document.querySelector('[data-device=\"cut1\"]'); return c.dataset.pending === 'false' && c.dataset.light === 'off';",
+            T,
+        )
+        .await;
+    browser.screenshot("interrupted").await;
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_with_a_command_outstanding_is_reconciled_after_it() {
+    let broker = Broker::start(Kind::Embedded).await;
+    let mut sp = specs("reload", 1, &[], &Faults::default());
+    sp[0].faults = Faults::parse("slow-ms=3000").unwrap();
+    let fleet = start_fleet(sp, fleet_options(&broker.url, None)).await;
+    let browser = open_panel(&broker, "reload1").await;
+    click(&browser, "[data-device=\"reload1\"] [data-action=\"light\"]").await;
+    let tid = browser
+        .until(
+            "the command delivered",
+            "const r = document.querySelector('tr[data-tid]'); return r && r.dataset.phase === 'delivered' ? r.dataset.tid : '';",
+            T,
+        )
+        .await;
+    browser.client.refresh().await.unwrap();
+    // After the reload: the command is listed again, and reconciled when the answer comes.
+    browser
+        .until(
+            "the outstanding command restored",
+            &format!("return !!document.querySelector('tr[data-tid=\"{}\"]');", tid.as_str().unwrap()),
+            T,
+        )
+        .await;
+    browser
+        .until(
+            "the restored command succeeded",
+            &format!(
+                "const r = document.querySelector('tr[data-tid=\"{}\"]'); return r && r.dataset.phase === 'succeeded';",
+                tid.as_str().unwrap()
+            ),
+            T,
+        )
+        .await;
+    browser
+        .until(
+            "reload1 drawn on",
+            "const c = document.querySelector('[data-device=\"reload1\"]'); return c && c.dataset.light === 'on' && c.dataset.pending === 'false';",
+            T,
+        )
+        .await;
+    browser.screenshot("reload-reconciled").await;
+    let tid = Tid::parse(tid.as_str().unwrap()).unwrap();
+    assert_eq!(
+        fleet.stats().executions_of(&dev("reload1"), &tid),
+        1,
+        "executed once, however many times it was sent"
+    );
+    browser.close().await;
+    fleet.stop(T).await;
+}

@@ -1,0 +1,211 @@
+//! The panel in a real headless Chromium: a static server for the built panel (`dist/`), Debian's
+//! chromedriver, and a WebDriver session (fantoccini) with helpers that wait for the page.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::json;
+
+use super::free_port;
+
+/// Where the panel is built (`cargo xtask test` builds it with Trunk before the tests).
+pub fn dist() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    let dist = root.join("dist");
+    assert!(
+        dist.join("index.html").exists(),
+        "{} has no built panel: run `cargo xtask test` (it builds the panel with Trunk first)",
+        dist.display()
+    );
+    dist
+}
+
+/// Where tests save screenshots (`tests/artifacts/`, kept by CI as test artifacts).
+pub fn artifacts() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Serves a folder over HTTP on loopback: GET only, one thread per connection. Written here
+/// (standard library only) because the tests need nothing more than files with the right
+/// content types.
+#[derive(Debug)]
+pub struct StaticServer {
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+}
+
+impl StaticServer {
+    /// Starts serving `root`; the server lives as long as the test process.
+    pub fn start(root: PathBuf) -> StaticServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr: SocketAddr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let root = root.clone();
+                std::thread::spawn(move || serve_one(stream, &root));
+            }
+        });
+        StaticServer {
+            url: format!("http://{addr}"),
+        }
+    }
+}
+
+fn serve_one(stream: TcpStream, root: &Path) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    if reader.read_line(&mut line).is_err() {
+        return;
+    }
+    // Drain the headers.
+    let mut h = String::new();
+    while reader.read_line(&mut h).is_ok_and(|n| n > 2) {
+        h.clear();
+    }
+    let path = line.split_whitespace().nth(1).unwrap_or("/");
+    let path = path.split('?').next().unwrap_or("/");
+    let rel = path.trim_start_matches('/');
+    let file = if rel.is_empty() || rel.contains("..") {
+        root.join("index.html")
+    } else {
+        root.join(rel)
+    };
+    let (status, body, kind) = match std::fs::read(&file) {
+        Ok(b) => {
+            let kind = match file.extension().and_then(|e| e.to_str()) {
+                Some("wasm") => "application/wasm",
+                Some("js") => "text/javascript",
+                Some("css") => "text/css",
+                Some("html") => "text/html; charset=utf-8",
+                _ => "application/octet-stream",
+            };
+            ("200 OK", b, kind)
+        }
+        Err(_) => ("404 Not Found", b"not found".to_vec(), "text/plain"),
+    };
+    let mut out = stream;
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = out.write_all(head.as_bytes());
+    let _ = out.write_all(&body);
+}
+
+/// A headless Chromium driven through chromedriver; both stop when this is dropped.
+pub struct Browser {
+    /// The WebDriver session.
+    pub client: Client,
+    driver: Child,
+    _profile: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for Browser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Browser")
+    }
+}
+
+impl Browser {
+    /// Starts chromedriver and a fresh headless Chromium (its own profile folder).
+    pub async fn start() -> Browser {
+        let port = free_port();
+        let driver = Command::new("/usr/bin/chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (Debian's chromium-driver; cargo xtask test installs it)");
+        let profile = tempfile::tempdir().unwrap();
+        let caps = json!({
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--no-first-run", "--window-size=1280,900",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ]
+            }
+        });
+        let caps: serde_json::Map<String, serde_json::Value> = caps.as_object().unwrap().clone();
+        let mut last = None;
+        for _ in 0..100 {
+            match ClientBuilder::new(HttpConnector::new())
+                .capabilities(caps.clone())
+                .connect(&format!("http://127.0.0.1:{port}"))
+                .await
+            {
+                Ok(client) => {
+                    return Browser {
+                        client,
+                        driver,
+                        _profile: profile,
+                    }
+                }
+                Err(e) => last = Some(e),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("chromedriver did not start a session: {last:?}");
+    }
+
+    /// Waits up to `timeout` for the element at `css`.
+    pub async fn find(&self, css: &str, timeout: Duration) -> Element {
+        self.client
+            .wait()
+            .at_most(timeout)
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no element {css} within {timeout:?}: {e}"))
+    }
+
+    /// Waits until `js` (a function body returning a value) returns something truthy; returns it.
+    pub async fn until(&self, what: &str, js: &str, timeout: Duration) -> serde_json::Value {
+        let until = tokio::time::Instant::now() + timeout;
+        loop {
+            let v = self.client.execute(js, vec![]).await.unwrap();
+            let truthy = match &v {
+                serde_json::Value::Null | serde_json::Value::Bool(false) => false,
+                serde_json::Value::String(s) => !s.is_empty(),
+                _ => true,
+            };
+            if truthy {
+                return v;
+            }
+            if tokio::time::Instant::now() > until {
+                let shot = self.screenshot(&format!("failed-{}", what.replace(' ', "-"))).await;
+                panic!("{what}: not within {timeout:?} (last value {v}; screenshot {shot:?})");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Saves a PNG screenshot as `tests/artifacts/<name>.png`.
+    pub async fn screenshot(&self, name: &str) -> PathBuf {
+        let path = artifacts().join(format!("{name}.png"));
+        if let Ok(png) = self.client.screenshot().await {
+            let _ = std::fs::write(&path, png);
+        }
+        path
+    }
+
+    /// Closes the session (the driver stops when this is dropped).
+    pub async fn close(self) {
+        let _ = self.client.clone().close().await;
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+    }
+}
