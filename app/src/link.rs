@@ -165,9 +165,7 @@ impl Link {
         let tid = self.with(|i| {
             let t = now();
             let group = matches!(target, Target::Group(_));
-            let tid = i
-                .tracker
-                .submit(target, command, SendOptions::default(), t);
+            let tid = i.tracker.submit(target, command, SendOptions::default(), t);
             if group {
                 i.store.fanout.set(Some(tid));
             }
@@ -234,7 +232,9 @@ impl Link {
                 let _ = s.unsubscribe(&topic::telemetry(&old), t);
             }
             if let (Some(d), Some(s)) = (&device, i.session.as_mut()) {
-                if s.subscribe(&topic::telemetry(d), QoS::AtMostOnce, t).is_ok() {
+                if s.subscribe(&topic::telemetry(d), QoS::AtMostOnce, t)
+                    .is_ok()
+                {
                     i.telemetry_of = device.clone();
                 }
             }
@@ -362,7 +362,10 @@ struct Batch {
 }
 
 fn new_tracker() -> CommandTracker {
-    let issuer = format!("panel-{:08x}", (js_sys::Math::random() * f64::from(u32::MAX)) as u32);
+    let issuer = format!(
+        "panel-{:08x}",
+        (js_sys::Math::random() * f64::from(u32::MAX)) as u32
+    );
     let issuer = IssuerId::new(issuer).unwrap_or_else(|_| IssuerId::new("panel").expect("valid"));
     let mut config = TrackerConfig::new(issuer);
     config.deadline = DEADLINE;
@@ -694,14 +697,15 @@ impl Inner {
                     self.dirty.commands.insert(tid);
                 }
             }
-            SessionEvent::Subscribed { filter, granted } => {
-                if granted.is_none() {
-                    self.note(
-                        "error",
-                        t,
-                        format!("the broker refused the subscription to {filter}"),
-                    );
-                }
+            SessionEvent::Subscribed {
+                filter,
+                granted: None,
+            } => {
+                self.note(
+                    "error",
+                    t,
+                    format!("the broker refused the subscription to {filter}"),
+                );
             }
             SessionEvent::ProtocolError(e) => {
                 self.note("error", t, format!("protocol error from the broker: {e}"));
@@ -761,13 +765,18 @@ impl Inner {
                 }
                 Err(e) => self.note("warning", t, format!("log from {d}: {e}")),
             },
-            _ => self.note("warning", t, format!("message on an unexpected topic {topic}")),
+            _ => self.note(
+                "warning",
+                t,
+                format!("message on an unexpected topic {topic}"),
+            ),
         }
     }
 
     fn on_tracker_event(&mut self, ev: TrackerEvent, t: Timestamp) {
         match ev {
-            TrackerEvent::Member { tid, device, phase } | TrackerEvent::Late { tid, device, phase } => {
+            TrackerEvent::Member { tid, device, phase }
+            | TrackerEvent::Late { tid, device, phase } => {
                 self.dirty.commands.insert(tid);
                 let Some(tr) = self.tracker.get(&tid) else {
                     return;
@@ -779,12 +788,23 @@ impl Inner {
                 if phase.is_terminal() {
                     view.pending.retain(|p| p.tid != tid);
                     let m = tr.members.get(&device);
-                    if let Some(state) = m.and_then(|m| m.response.as_ref()).and_then(|r| r.state.clone()) {
+                    if let Some(state) = m
+                        .and_then(|m| m.response.as_ref())
+                        .and_then(|r| r.state.clone())
+                    {
                         view.state = Some(state);
                     }
                     let ok = phase == Phase::Succeeded;
                     view.last_outcome = Some((
-                        format!("{}: {}", tr.cmd, phase_text(&phase, m.and_then(|m| m.response.as_ref()).and_then(|r| r.error.as_deref()))),
+                        format!(
+                            "{}: {}",
+                            tr.cmd,
+                            phase_text(
+                                &phase,
+                                m.and_then(|m| m.response.as_ref())
+                                    .and_then(|r| r.error.as_deref())
+                            )
+                        ),
                         ok,
                     ));
                 } else {
@@ -826,13 +846,23 @@ impl Inner {
                     Unmatched::DeviceMismatch { claimed } => {
                         format!("it claims to come from {claimed}")
                     }
-                    Unmatched::NoTextCommand => "a text answer with no text command outstanding".to_owned(),
+                    Unmatched::NoTextCommand => {
+                        "a text answer with no text command outstanding".to_owned()
+                    }
                     other => format!("{other:?}"),
                 };
-                self.note("warning", t, format!("answer from {device} matches no command: {why}"));
+                self.note(
+                    "warning",
+                    t,
+                    format!("answer from {device} matches no command: {why}"),
+                );
             }
             TrackerEvent::Malformed { device, error } => {
-                self.note("error", t, format!("malformed message from {device}: {error}"));
+                self.note(
+                    "error",
+                    t,
+                    format!("malformed message from {device}: {error}"),
+                );
             }
             TrackerEvent::SendFailed { tid, error } => {
                 self.dirty.commands.insert(tid);
@@ -869,7 +899,9 @@ impl Inner {
             }
             commands.push(CommandView::of(tr, self.ambiguous.get(&tid).copied(), t));
         }
-        if changed_cmds && t.saturating_since(self.last_save) >= Duration::from_millis(SAVE_EVERY_MS) {
+        if changed_cmds
+            && t.saturating_since(self.last_save) >= Duration::from_millis(SAVE_EVERY_MS)
+        {
             self.save(t);
         }
         Batch {
@@ -892,13 +924,18 @@ impl Inner {
         }
         if let Ok(json) = serde_json::to_string(&snap) {
             if st.set_item(SNAPSHOT_KEY, &json).is_err() {
-                self.note("warning", t, "could not save outstanding commands (storage full)".to_owned());
+                self.note(
+                    "warning",
+                    t,
+                    "could not save outstanding commands (storage full)".to_owned(),
+                );
             }
         }
     }
 
     fn restore_snapshot(&mut self) {
-        let Some(json) = storage(true).and_then(|st| st.get_item(SNAPSHOT_KEY).ok().flatten()) else {
+        let Some(json) = storage(true).and_then(|st| st.get_item(SNAPSHOT_KEY).ok().flatten())
+        else {
             return;
         };
         let t = now();
@@ -910,7 +947,11 @@ impl Inner {
                 for tid in tids {
                     self.on_submitted_restored(tid);
                 }
-                self.note("info", t, format!("{n} outstanding commands restored after a reload"));
+                self.note(
+                    "info",
+                    t,
+                    format!("{n} outstanding commands restored after a reload"),
+                );
             }
             Err(e) => self.note("error", t, format!("saved commands could not be read: {e}")),
         }
@@ -950,10 +991,7 @@ fn light_asked(t: &Tracked) -> Option<bool> {
     }
     match &t.request {
         Some(r) => r.args.get("on").and_then(serde_json::Value::as_bool),
-        None => t
-            .text
-            .as_deref()
-            .map(|x| x.trim_end().ends_with("on")),
+        None => t.text.as_deref().map(|x| x.trim_end().ends_with("on")),
     }
 }
 

@@ -80,10 +80,16 @@ impl Settings {
             return self.client_id.trim().to_owned();
         }
         let tab = storage(true);
-        if let Some(id) = tab.as_ref().and_then(|st| st.get_item(CLIENT_ID_KEY).ok().flatten()) {
+        if let Some(id) = tab
+            .as_ref()
+            .and_then(|st| st.get_item(CLIENT_ID_KEY).ok().flatten())
+        {
             return id;
         }
-        let id = format!("panel-{:08x}", (js_sys::Math::random() * f64::from(u32::MAX)) as u32);
+        let id = format!(
+            "panel-{:08x}",
+            (js_sys::Math::random() * f64::from(u32::MAX)) as u32
+        );
         if let Some(st) = tab {
             let _ = st.set_item(CLIENT_ID_KEY, &id);
         }

@@ -82,7 +82,11 @@ impl CommandView {
                         answered, p.expected, p.succeeded, p.failed, p.rejected, p.timed_out
                     )
                 } else if t.attempts > 1 {
-                    format!("{answered}/{} answered, retrying {}", p.expected, t.attempts - 1)
+                    format!(
+                        "{answered}/{} answered, retrying {}",
+                        p.expected,
+                        t.attempts - 1
+                    )
                 } else {
                     format!("{answered}/{} answered", p.expected)
                 };

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use serde_json::json;
 use switchboard_protocol::envelope::{
-    decode_request, text_response, Config, DeviceState, IncomingRequest, LogLines, Status, Telemetry,
-    Tid, VERSION,
+    decode_request, text_response, Config, DeviceState, IncomingRequest, LogLines, Status,
+    Telemetry, Tid, VERSION,
 };
 use switchboard_protocol::gate::{Admission, DeviceGate, GateConfig, Reply};
 use switchboard_protocol::session::{
@@ -516,10 +516,7 @@ impl Device {
                 })
                 .unwrap_or_default();
                 let topic = topic::log(&self.spec.id);
-                self.publish(
-                    link,
-                    Publish::new(topic.clone(), payload, QoS::AtLeastOnce),
-                );
+                self.publish(link, Publish::new(topic.clone(), payload, QoS::AtLeastOnce));
                 Ok(json!({ "published": n, "topic": topic }))
             }
             Command::SetTelemetryInterval { interval_ms } => {

@@ -29,7 +29,11 @@ fn card_attr(device: &str, attr: &str) -> String {
 async fn open_panel(broker: &Broker, device: &str) -> Browser {
     let server = StaticServer::start(dist());
     let browser = Browser::start().await;
-    browser.client.goto(&panel_url(&server, broker)).await.unwrap();
+    browser
+        .client
+        .goto(&panel_url(&server, broker))
+        .await
+        .unwrap();
     browser
         .until(
             "the panel online",
@@ -61,17 +65,23 @@ async fn light_turns_on_only_when_confirmed(kind: Kind) {
     let fleet = start_fleet(sp, fleet_options(&broker.url, None)).await;
     let browser = open_panel(&broker, "device1").await;
     assert_eq!(
-        browser.client.execute(&card_attr("device1", "data-light"), vec![]).await.unwrap(),
+        browser
+            .client
+            .execute(&card_attr("device1", "data-light"), vec![])
+            .await
+            .unwrap(),
         "off"
     );
 
-    click(&browser, "[data-device=\"device1\"] [data-action=\"light\"]").await;
+    click(
+        &browser,
+        "[data-device=\"device1\"] [data-action=\"light\"]",
+    )
+    .await;
     browser
         .until(
             "device1 pending and still drawn off",
-            &format!(
-                "const c = document.querySelector('[data-device=\"device1\"]'); return c.dataset.pending === 'true' && c.dataset.light === 'off';"
-            ),
+            "const c = document.querySelector('[data-device=\"device1\"]'); return c.dataset.pending === 'true' && c.dataset.light === 'off';",
             T,
         )
         .await;
@@ -96,11 +106,21 @@ async fn light_turns_on_only_when_confirmed(kind: Kind) {
     let tid = Tid::parse(tid.as_str().unwrap()).unwrap();
     assert_eq!(fleet.stats().executions_of(&dev("device1"), &tid), 1);
     let t = send_command(&broker.url, to("device1"), Command::GetState, T).await;
-    let state = t.members[&dev("device1")].response.as_ref().unwrap().state.clone().unwrap();
+    let state = t.members[&dev("device1")]
+        .response
+        .as_ref()
+        .unwrap()
+        .state
+        .clone()
+        .unwrap();
     assert!(state.light, "the device's own state says on");
     // The other devices were left alone.
     assert_eq!(
-        browser.client.execute(&card_attr("device2", "data-light"), vec![]).await.unwrap(),
+        browser
+            .client
+            .execute(&card_attr("device2", "data-light"), vec![])
+            .await
+            .unwrap(),
         "off"
     );
     browser.close().await;
@@ -125,7 +145,7 @@ async fn a_group_fan_out_fills_the_matrix_for_100_devices() {
         fleet_options(&broker.url, None),
     )
     .await;
-    let browser = open_panel(&broker, "fan100").await;
+    let browser = open_panel(&broker, "fan1").await;
     browser
         .until(
             "100 devices in group hall",
@@ -154,7 +174,11 @@ async fn a_group_fan_out_fills_the_matrix_for_100_devices() {
     let tid = Tid::parse(tid.as_str().unwrap()).unwrap();
     for i in 1..=100 {
         let d = DeviceId::new(format!("fan{i}")).unwrap();
-        assert_eq!(fleet.stats().executions_of(&d, &tid), 1, "fan{i} ran it once");
+        assert_eq!(
+            fleet.stats().executions_of(&d, &tid),
+            1,
+            "fan{i} ran it once"
+        );
     }
     // Every card shows the light the group command turned on.
     let lit = browser
@@ -165,7 +189,10 @@ async fn a_group_fan_out_fills_the_matrix_for_100_devices() {
         )
         .await
         .unwrap();
-    assert!(lit.as_u64().unwrap() > 0, "the cards drawn show the light on");
+    assert!(
+        lit.as_u64().unwrap() > 0,
+        "the cards drawn show the light on"
+    );
     browser.close().await;
     fleet.stop(T).await;
 }
@@ -214,7 +241,11 @@ async fn a_reload_with_a_command_outstanding_is_reconciled_after_it() {
     sp[0].faults = Faults::parse("slow-ms=3000").unwrap();
     let fleet = start_fleet(sp, fleet_options(&broker.url, None)).await;
     let browser = open_panel(&broker, "reload1").await;
-    click(&browser, "[data-device=\"reload1\"] [data-action=\"light\"]").await;
+    click(
+        &browser,
+        "[data-device=\"reload1\"] [data-action=\"light\"]",
+    )
+    .await;
     let tid = browser
         .until(
             "the command delivered",
@@ -227,7 +258,10 @@ async fn a_reload_with_a_command_outstanding_is_reconciled_after_it() {
     browser
         .until(
             "the outstanding command restored",
-            &format!("return !!document.querySelector('tr[data-tid=\"{}\"]');", tid.as_str().unwrap()),
+            &format!(
+                "return !!document.querySelector('tr[data-tid=\"{}\"]');",
+                tid.as_str().unwrap()
+            ),
             T,
         )
         .await;

@@ -12,8 +12,8 @@ use switchboard_protocol::{Command, GroupId};
 
 use crate::support::broker::{Broker, Kind};
 use crate::support::{
-    dev, endpoint, fleet_options, send_command, send_text, spawn_simulator, specs, start_fleet,
-    to, wait_online,
+    dev, endpoint, fleet_options, send_command, send_text, spawn_simulator, specs, start_fleet, to,
+    wait_online,
 };
 
 const T: Duration = Duration::from_secs(10);

@@ -73,16 +73,25 @@ pub fn ensure_panel_tools(workspace: &Path) -> Result<std::ffi::OsString> {
     )?;
     // Trunk's own lock file is what builds with this toolchain.
     cargo_tool("trunk", TRUNK, &["trunk"], true)?;
-    let tools = binaryen(workspace)?;
-    let mut path = vec![tools, cargo_bin()?];
+    binaryen(workspace)?;
+    panel_path(workspace)
+}
+
+/// The PATH the panel builds with: binaryen's wasm-opt and cargo-installed tools first.
+pub fn panel_path(workspace: &Path) -> Result<std::ffi::OsString> {
+    let mut path = vec![binaryen_bin(workspace), cargo_bin()?];
     path.extend(env::split_paths(&env::var_os("PATH").unwrap_or_default()));
     env::join_paths(path).map_err(|error| Failure::new(format!("cannot build PATH: {error}")))
+}
+
+fn binaryen_bin(workspace: &Path) -> PathBuf {
+    workspace.join("target/tools/binaryen/node_modules/.bin")
 }
 
 /// The folder with binaryen's `wasm-opt`, installed from npm into `target/tools` if missing.
 fn binaryen(workspace: &Path) -> Result<PathBuf> {
     let prefix = workspace.join("target/tools/binaryen");
-    let bin = prefix.join("node_modules/.bin");
+    let bin = binaryen_bin(workspace);
     let major = BINARYEN.split('.').next().unwrap_or(BINARYEN);
     let wanted = format!("version_{major}");
     let present = probe(Command::new(bin.join("wasm-opt")).arg("--version"))

@@ -8,11 +8,17 @@ use std::process::Command;
 use crate::install;
 use crate::step::{execute, Failure, Result};
 
-/// Installs what the panel's build needs, then builds it in release into `dist/`.
-/// Returns the PATH the build used (Trunk and wasm-opt on it).
-pub fn build(workspace: &Path) -> Result<OsString> {
-    let path = install::ensure_panel_tools(workspace)?;
+/// Installs what the panel's build needs (unless `skip_install`), then builds it in release into
+/// `dist/`. Returns the PATH the build used (Trunk and wasm-opt on it).
+pub fn build(workspace: &Path, skip_install: bool) -> Result<OsString> {
+    let path = if skip_install {
+        install::panel_path(workspace)?
+    } else {
+        install::ensure_panel_tools(workspace)?
+    };
     execute(trunk(workspace, &path).args(["build", "--release"]))?;
+    let bundle = bundle(&workspace.join("dist"))?;
+    println!("    {}", describe(&bundle));
     Ok(path)
 }
 
@@ -30,12 +36,18 @@ pub fn trunk(workspace: &Path, path: &OsString) -> Command {
 /// The bundle a browser loads: (file, bytes, gzip -9 bytes) for each .wasm and .js in `dist`.
 pub fn bundle(dist: &Path) -> Result<Vec<(String, u64, u64)>> {
     let entries = fs::read_dir(dist).map_err(|error| {
-        Failure::new(format!("cannot read {}: {error} (build the panel first)", dist.display()))
+        Failure::new(format!(
+            "cannot read {}: {error} (build the panel first)",
+            dist.display()
+        ))
     })?;
     let mut out = Vec::new();
     for entry in entries.flatten() {
         let path = entry.path();
-        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or_default();
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or_default();
         if !matches!(ext, "wasm" | "js") {
             continue;
         }
@@ -46,14 +58,20 @@ pub fn bundle(dist: &Path) -> Result<Vec<(String, u64, u64)>> {
             .output()
             .map_err(|error| Failure::new(format!("cannot run gzip: {error}")))?;
         out.push((
-            path.file_name().unwrap_or_default().to_string_lossy().into_owned(),
+            path.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned(),
             raw,
             gz.stdout.len() as u64,
         ));
     }
     out.sort();
     if out.is_empty() {
-        return Err(Failure::new(format!("no .wasm or .js in {}", dist.display())));
+        return Err(Failure::new(format!(
+            "no .wasm or .js in {}",
+            dist.display()
+        )));
     }
     Ok(out)
 }

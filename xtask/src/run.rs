@@ -69,7 +69,7 @@ pub fn run(args: &[OsString], workspace: &Path) -> Result {
     let o = Options::parse(args)?;
     let mut path = OsString::new();
     step("install missing tools and build the panel", || {
-        path = panel::build(workspace)?;
+        path = panel::build(workspace, false)?;
         Ok(())
     })?;
     step("build the device simulator", || {
@@ -122,9 +122,6 @@ pub fn run(args: &[OsString], workspace: &Path) -> Result {
         }
         sleep(Duration::from_millis(250));
     }
-    if let Ok(b) = panel::bundle(&workspace.join("dist")) {
-        println!("    {}", panel::describe(&b));
-    }
     let url = format!(
         "http://127.0.0.1:{}/?broker=ws://127.0.0.1:8083/mqtt",
         o.port
@@ -155,8 +152,7 @@ fn http_ok(port: u16) -> bool {
         return false;
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if s
-        .write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    if s.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         .is_err()
     {
         return false;

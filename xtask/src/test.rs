@@ -2,14 +2,18 @@
 
 use std::env;
 use std::ffi::OsString;
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
 use crate::install::{self, cargo};
+use crate::panel;
 use crate::step::{execute, step, Failure, Result};
 
-/// The crate whose tests also run on wasm32, in the browsers: the core every target shares.
-const WASM_TESTED: &str = "switchboard-protocol";
+/// The crates whose tests run on wasm32, in the browsers: the core every target shares, and the
+/// panel (against a broker with simulated devices that `wasm_tests` starts).
+const WASM_TESTED: [&str; 2] = ["switchboard-protocol", "switchboard-app"];
 
 #[derive(Debug, Default)]
 struct Options {
@@ -83,6 +87,14 @@ pub fn run(args: &[OsString]) -> Result {
             "device-sim",
         ]))
     })?;
+    // The end-to-end tests load the release build of the panel in headless Chromium.
+    if options.no_browser {
+        println!("==> build the panel: skipped (--no-browser)");
+    } else {
+        step("build the panel (Trunk, release)", || {
+            panel::build(&workspace, options.skip_install).map(|_| ())
+        })?;
+    }
     step("native tests", || {
         execute(
             cargo()
@@ -94,7 +106,10 @@ pub fn run(args: &[OsString]) -> Result {
         println!("==> wasm32 tests in the browsers: skipped (--no-browser)");
     } else {
         step(
-            &format!("{WASM_TESTED} tests on wasm32 in headless Firefox and Chromium"),
+            &format!(
+                "{} tests on wasm32 in headless Firefox and Chromium",
+                WASM_TESTED.join(" and ")
+            ),
             || wasm_tests(&workspace),
         )?;
     }
@@ -118,6 +133,24 @@ fn wasm_tests(workspace: &Path) -> Result {
             "the path of xtask contains whitespace, which cargo cannot take as a runner: {me}"
         )));
     }
+    // The panel's tests talk to a real broker with simulated devices wasm1..wasm4 in group wasm.
+    let (tcp, ws) = (free_port()?, free_port()?);
+    let sim = Command::new(workspace.join("target/debug/device-sim"))
+        .current_dir(workspace)
+        .args(["--listen-tcp", &format!("127.0.0.1:{tcp}")])
+        .args(["--listen-ws", &format!("127.0.0.1:{ws}")])
+        .args(["--devices", "4", "--prefix", "wasm", "--groups", "wasm"])
+        .args(["--telemetry-ms", "0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|error| Failure::new(format!("cannot start device-sim: {error}")))?;
+    let _sim = KillOnDrop(sim);
+    let mut args = vec!["test"];
+    for krate in WASM_TESTED {
+        args.extend(["--package", krate]);
+    }
+    args.extend(["--target", "wasm32-unknown-unknown"]);
     // No `--quiet`: wasm-bindgen-test-runner rejects the `-q` cargo would pass on.
     execute(
         cargo()
@@ -126,14 +159,26 @@ fn wasm_tests(workspace: &Path) -> Result {
                 "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
                 format!("{me} wasm-runner"),
             )
-            .args([
-                "test",
-                "--package",
-                WASM_TESTED,
-                "--target",
-                "wasm32-unknown-unknown",
-            ]),
+            .env("SWITCHBOARD_TEST_WS", format!("ws://127.0.0.1:{ws}/mqtt"))
+            .args(args),
     )
+}
+
+/// A child process killed when this is dropped.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> Result<u16> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|error| Failure::new(format!("no free loopback port: {error}")))
 }
 
 /// CI systems set `CI` (to `true`, mostly); a developer's shell does not.

@@ -66,7 +66,14 @@ fn Detail(id: DeviceId) -> impl IntoView {
             },
         });
     };
-    let (s1, s2, s3, s4, s5, s6) = (send.clone(), send.clone(), send.clone(), send.clone(), send.clone(), send.clone());
+    let (s1, s2, s3, s4, s5, s6) = (
+        send.clone(),
+        send.clone(),
+        send.clone(),
+        send.clone(),
+        send.clone(),
+        send.clone(),
+    );
     let state_line = move || {
         dev.with(|d| match &d.state {
             None => "state not reported yet".to_owned(),
@@ -75,7 +82,11 @@ fn Detail(id: DeviceId) -> impl IntoView {
                 if s.light { "on" } else { "off" },
                 if s.led { "on" } else { "off" },
                 s.telemetry_interval_ms,
-                if s.firmware.is_empty() { "?" } else { &s.firmware },
+                if s.firmware.is_empty() {
+                    "?"
+                } else {
+                    &s.firmware
+                },
                 s.boots
             ),
         })

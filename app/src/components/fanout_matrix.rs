@@ -52,7 +52,11 @@ pub fn FanoutMatrix() -> impl IntoView {
         let tid = f.tid;
         let p = f.progress;
         let answered = f.answered();
-        let pct = if p.expected == 0 { 100.0 } else { (answered + p.timed_out) as f64 * 100.0 / p.expected as f64 };
+        let pct = if p.expected == 0 {
+            100.0
+        } else {
+            (answered + p.timed_out) as f64 * 100.0 / p.expected as f64
+        };
         let stragglers = p.timed_out;
         let not_ok: Vec<String> = f
             .devices

@@ -29,9 +29,7 @@ pub fn FleetGrid() -> impl IntoView {
             ids.iter()
                 .filter(|id| {
                     f.trim().is_empty()
-                        || store
-                            .device(id)
-                            .is_some_and(|d| d.with(|d| d.matches(&f)))
+                        || store.device(id).is_some_and(|d| d.with(|d| d.matches(&f)))
                 })
                 .cloned()
                 .collect::<Vec<_>>()

@@ -35,7 +35,9 @@ pub fn GroupCommand() -> impl IntoView {
         ev.prevent_default();
         let g = group.get_untracked();
         let g = if g.is_empty() {
-            link.store.groups.with_untracked(|gs| gs.keys().next().map(|g| g.to_string()))
+            link.store
+                .groups
+                .with_untracked(|gs| gs.keys().next().map(|g| g.to_string()))
         } else {
             Some(g)
         };

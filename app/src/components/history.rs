@@ -44,7 +44,9 @@ pub fn History() -> impl IntoView {
                 .rev()
                 .filter(|tid| {
                     q.trim().is_empty()
-                        || store.command(tid).is_some_and(|c| c.with(|c| c.matches(&q)))
+                        || store
+                            .command(tid)
+                            .is_some_and(|c| c.with(|c| c.matches(&q)))
                 })
                 .take(SHOWN)
                 .copied()

@@ -16,7 +16,10 @@ use super::free_port;
 
 /// Where the panel is built (`cargo xtask test` builds it with Trunk before the tests).
 pub fn dist() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
     let dist = root.join("dist");
     assert!(
         dist.join("index.html").exists(),
@@ -182,7 +185,9 @@ impl Browser {
                 return v;
             }
             if tokio::time::Instant::now() > until {
-                let shot = self.screenshot(&format!("failed-{}", what.replace(' ', "-"))).await;
+                let shot = self
+                    .screenshot(&format!("failed-{}", what.replace(' ', "-")))
+                    .await;
                 panic!("{what}: not within {timeout:?} (last value {v}; screenshot {shot:?})");
             }
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -170,7 +170,12 @@ impl Drop for SimProcess {
 }
 
 /// One simulated device `<prefix>1` in its own process, keeping its state in `state`.
-pub fn spawn_simulator(url: &str, state: &std::path::Path, prefix: &str, faults: &str) -> SimProcess {
+pub fn spawn_simulator(
+    url: &str,
+    state: &std::path::Path,
+    prefix: &str,
+    faults: &str,
+) -> SimProcess {
     let child = std::process::Command::new(simulator_binary())
         .args([
             "--broker",
@@ -214,4 +219,3 @@ pub async fn wait_online(url: &str, device: &str) {
     }
     panic!("{device} never came online");
 }
-
