@@ -135,3 +135,8 @@ fn query() -> Option<web_sys::UrlSearchParams> {
     let search = web_sys::window()?.location().search().ok()?;
     web_sys::UrlSearchParams::new_with_str(&search).ok()
 }
+
+/// One parameter of the page's URL query.
+pub fn query_param(name: &str) -> Option<String> {
+    query()?.get(name)
+}

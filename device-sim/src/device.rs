@@ -396,6 +396,7 @@ impl Device {
             if link.session().is_connected() {
                 self.telemetry_seq += 1;
                 let sample = Telemetry {
+                    v: VERSION,
                     device: self.spec.id.clone(),
                     seq: self.telemetry_seq,
                     at: now(),
@@ -511,6 +512,7 @@ impl Device {
                     .min(self.log.len());
                 let lines: Vec<_> = self.log.iter().skip(self.log.len() - n).cloned().collect();
                 let payload = serde_json::to_vec(&LogLines {
+                    v: VERSION,
                     device: self.spec.id.clone(),
                     lines,
                 })

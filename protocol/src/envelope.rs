@@ -376,6 +376,8 @@ pub fn decode_status(bytes: &[u8]) -> Result<Option<Status>, DecodeError> {
 /// One telemetry sample on `telemetry/<device>`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Telemetry {
+    /// Envelope version, always [`VERSION`].
+    pub v: u8,
     /// The device.
     pub device: DeviceId,
     /// Counts samples since the device started.
@@ -393,6 +395,8 @@ pub struct Telemetry {
 /// Log lines a device publishes on `log/<device>` when asked with `get_log`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogLines {
+    /// Envelope version, always [`VERSION`].
+    pub v: u8,
     /// The device.
     pub device: DeviceId,
     /// Oldest first.
@@ -568,6 +572,31 @@ mod tests {
             ttl_ms: Some(30_000),
             group: None,
         }
+    }
+
+    #[test]
+    fn telemetry_and_log_round_trip_and_bad_ones_are_errors() {
+        let t = Telemetry {
+            v: VERSION,
+            device: DeviceId::new("d1").expect("valid"),
+            seq: 3,
+            at: Timestamp::from_millis(5),
+            interval_ms: 400,
+            light: true,
+            temperature: 21.5,
+        };
+        let bytes = serde_json::to_vec(&t).expect("encodes");
+        assert_eq!(decode_telemetry(&bytes), Ok(t));
+        let l = LogLines {
+            v: VERSION,
+            device: DeviceId::new("d1").expect("valid"),
+            lines: vec!["boot".into(), "light on".into()],
+        };
+        let bytes = serde_json::to_vec(&l).expect("encodes");
+        assert_eq!(decode_log(&bytes), Ok(l));
+        assert!(decode_telemetry(br#"{"v":1,"device":"d1"}"#).is_err());
+        assert!(decode_log(b"not json").is_err());
+        assert!(decode_log(&vec![b' '; MAX_PAYLOAD + 1]).is_err());
     }
 
     #[test]

@@ -292,3 +292,93 @@ async fn a_reload_with_a_command_outstanding_is_reconciled_after_it() {
     browser.close().await;
     fleet.stop(T).await;
 }
+
+/// Text of the first element matching `css` ('' when there is none).
+fn text_of(css: &str) -> String {
+    format!("const e = document.querySelector('{css}'); return e ? e.textContent : '';")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_device_details_drive_every_command() {
+    let broker = Broker::start(Kind::Embedded).await;
+    let mut opts = fleet_options(&broker.url, None);
+    opts.telemetry = Duration::from_millis(400);
+    let fleet = start_fleet(specs("det", 1, &[], &Faults::default()), opts).await;
+    let browser = open_panel(&broker, "det1").await;
+    click(&browser, "[data-device=\"det1\"] .card-open").await;
+    browser.find("[data-detail=\"det1\"]", T).await;
+
+    // Telemetry is drawn live, and changes rate at once.
+    browser
+        .until(
+            "telemetry samples drawn",
+            "const f = document.querySelector('figure.telemetry'); return f && Number(f.dataset.samples) >= 3;",
+            T,
+        )
+        .await;
+    let input = browser
+        .find("[data-detail=\"det1\"] input[type=\"number\"]", T)
+        .await;
+    input.clear().await.unwrap();
+    input.send_keys("150").await.unwrap();
+    click(&browser, "[data-action=\"telemetry\"]").await;
+    browser
+        .until(
+            "telemetry at the new rate",
+            "const e = document.querySelector('figure.telemetry figcaption'); return e && e.textContent.includes('every 150 ms');",
+            T,
+        )
+        .await;
+
+    // The log arrives on its own topic and is shown.
+    click(&browser, "[data-action=\"get-log\"]").await;
+    browser
+        .until(
+            "log lines shown",
+            "const l = document.querySelector('pre.log'); return l && Number(l.dataset.logLines) > 0;",
+            T,
+        )
+        .await;
+
+    // An out-of-order step is refused, and the stepper says what the device expects.
+    click(&browser, "[data-action=\"firmware-activate\"]").await;
+    let refused = browser
+        .until(
+            "the out-of-order step refused",
+            "const e = document.querySelector('[data-seq-last]'); return e && e.textContent.includes('rejected') ? e.textContent : '';",
+            T,
+        )
+        .await;
+    assert!(
+        refused.as_str().unwrap().contains("firmware_activate"),
+        "{refused}"
+    );
+    for step in ["stage", "verify", "activate"] {
+        click(&browser, &format!("[data-action=\"firmware-{step}\"]")).await;
+        browser
+            .until(
+                &format!("firmware_{step} succeeded"),
+                &format!("const e = document.querySelector('[data-seq-last]'); return e && e.textContent === 'firmware_{step}: succeeded';"),
+                T,
+            )
+            .await;
+    }
+
+    // Saved config is pending until the restart, which applies it.
+    click(&browser, ".config input[type=\"checkbox\"]").await;
+    click(&browser, "[data-action=\"set-config\"]").await;
+    browser.find("[data-pending-config]", T).await;
+    browser.screenshot("device-detail").await;
+    click(&browser, "[data-detail=\"det1\"] [data-action=\"restart\"]").await;
+    browser
+        .until(
+            "restarted with the saved config: light on at boot, nothing pending",
+            "const c = document.querySelector('[data-device=\"det1\"]'); return c.dataset.light === 'on' && !document.querySelector('[data-pending-config]');",
+            T,
+        )
+        .await;
+    let state = browser.client.execute(&text_of("[data-state]"), vec![]).await.unwrap();
+    assert!(state.as_str().unwrap().contains("2 boots"), "{state}");
+    browser.close().await;
+    fleet.stop(T).await;
+}

@@ -1,7 +1,7 @@
 //! The whole panel: creates the store and the link, and lays out the parts.
 
 use leptos::prelude::*;
-use switchboard_protocol::Timestamp;
+use switchboard_protocol::{DeviceId, Timestamp};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
 
@@ -43,6 +43,10 @@ pub fn App() -> impl IntoView {
 
     let settings = Settings::load();
     link.connect(settings.clone());
+    // `?device=<id>` opens that device's details.
+    if let Some(id) = crate::settings::query_param("device").and_then(|d| DeviceId::new(d).ok()) {
+        link.select(Some(id));
+    }
 
     view! {
         <header class="top">

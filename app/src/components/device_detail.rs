@@ -126,7 +126,7 @@ fn Detail(id: DeviceId) -> impl IntoView {
             </div>
             <form class="row" on:submit=set_interval>
                 <label>"Telemetry every (ms)"
-                    <input type="number" min="0" step="100" prop:value=interval
+                    <input type="number" min="0" step="10" prop:value=interval
                         on:input=move |ev| interval.set(event_target_value(&ev)) />
                 </label>
                 <button type="submit" data-action="telemetry">"Set now"</button>
