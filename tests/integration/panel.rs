@@ -123,6 +123,19 @@ async fn light_turns_on_only_when_confirmed(kind: Kind) {
             .unwrap(),
         "off"
     );
+    // At phone width nothing overflows sideways, and the light is still one press away.
+    browser.client.set_window_size(390, 844).await.unwrap();
+    browser
+        .until(
+            "no horizontal overflow at phone width",
+            "return document.documentElement.scrollWidth <= window.innerWidth;",
+            T,
+        )
+        .await;
+    browser
+        .find("[data-device=\"device1\"] [data-action=\"light\"]", T)
+        .await;
+    browser.screenshot(&format!("phone-{kind:?}")).await;
     browser.close().await;
     fleet.stop(T).await;
 }

@@ -1,5 +1,5 @@
 //! `cargo xtask bench`: measurements taken side by side in one run and printed as one table,
-//! also written to `target/bench/simulator.txt`.
+//! also written to `target/bench/bench.txt`.
 //!
 //! The bench is a list of named measurements ([`MEASUREMENTS`]); each one adds rows of the form
 //! `name  value  unit  (how measured)`. Every measurement has a hard time limit ([`Budget`]), and
@@ -7,6 +7,7 @@
 //! measurement is left by. Only loopback addresses are used. These machines are shared and noisy:
 //! compare the rows of one run with each other, never absolute figures across runs.
 
+mod panel;
 mod process;
 mod simulator;
 
@@ -24,6 +25,12 @@ use process::{fd_hard_limit, Budget};
 /// Every measurement, in the order they run. `cargo xtask bench WORD` runs those whose name
 /// contains WORD. Each limit is a few times what the measurement takes on a 2-core machine.
 const MEASUREMENTS: &[Measurement] = &[
+    Measurement {
+        name: "panel bundle size",
+        // The first run may install Trunk (about 10 minutes) and build the panel.
+        limit: Duration::from_secs(1800),
+        run: panel::bundle,
+    },
     Measurement {
         name: "memory, embedded broker",
         limit: Duration::from_secs(180),
@@ -58,6 +65,7 @@ struct Row {
 
 /// What every measurement shares: the simulator binary, where logs go, the descriptor limit.
 struct Bench {
+    workspace: PathBuf,
     sim: PathBuf,
     logs: PathBuf,
     /// The hard open-files limit; children raise their soft limit to it.
@@ -94,6 +102,7 @@ pub fn run(args: &[OsString]) -> Result {
         env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace.join("target"), PathBuf::from);
     let out = target.join("bench");
     let bench = Bench {
+        workspace: workspace.clone(),
         sim: target.join("release").join("device-sim"),
         logs: out.join("logs"),
         fd_limit: fd_hard_limit()?,
@@ -133,13 +142,13 @@ pub fn run(args: &[OsString]) -> Result {
 
     let cores = thread::available_parallelism().map_or(0, |n| n.get());
     let table = format!(
-        "device simulator bench: {cores} cores, open-files limit {}, {:.0} s; rows of one run are \
+        "Switchboard bench: {cores} cores, open-files limit {}, {:.0} s; rows of one run are \
          comparable, runs are not\n{}",
         bench.fd_limit,
         started.elapsed().as_secs_f64(),
         render(&rows)
     );
-    let file = out.join("simulator.txt");
+    let file = out.join("bench.txt");
     fs::write(&file, &table)
         .map_err(|e| Failure::new(format!("cannot write {}: {e}", file.display())))?;
     println!("\n{table}");

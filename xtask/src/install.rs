@@ -56,6 +56,9 @@ pub fn ensure(workspace: &Path, browsers: bool) -> Result {
             false,
         )?;
         cargo_tool("geckodriver", GECKODRIVER, &["geckodriver"], false)?;
+        // The end-to-end tests load the panel as Trunk builds it.
+        cargo_tool("trunk", TRUNK, &["trunk"], true)?;
+        binaryen(workspace)?;
     }
     Ok(())
 }
@@ -101,9 +104,8 @@ fn binaryen(workspace: &Path) -> Result<PathBuf> {
         return Ok(bin);
     }
     if probe(Command::new("npm").arg("--version")).is_none() {
-        return Err(Failure::new(
-            "npm is needed to install wasm-opt (binaryen's npm package): install Node.js and npm",
-        ));
+        // Debian's own Node.js and npm, when the machine has none.
+        apt_packages(&["nodejs", "npm"])?;
     }
     fs::create_dir_all(&prefix)
         .map_err(|error| Failure::new(format!("cannot create {}: {error}", prefix.display())))?;

@@ -36,10 +36,10 @@ commands:
         --no-browser    skip the browser tests and the tools they need (local runs only)
         With CI=true nothing may be skipped.
   bench [NAME...]
-        Build device-sim in release and measure it side by side in one run: memory per
-        simulated device (embedded broker and mosquitto) and commands per second with 1,000
-        devices. Prints a table and writes it to target/bench/simulator.txt. With NAME, only
-        the measurements whose name contains it.
+        Measure side by side in one run: the panel's download size against the MQTT.js
+        browser bundle, memory per simulated device (embedded broker and mosquitto) and
+        commands per second with 1,000 devices. Prints a table and writes it to
+        target/bench/bench.txt. With NAME, only the measurements whose name contains it.
   wasm-runner <test.wasm> [args...]
         Cargo's runner for wasm32 test binaries, set by `test`: runs a binary in both browsers.";
 

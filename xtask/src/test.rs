@@ -92,7 +92,8 @@ pub fn run(args: &[OsString]) -> Result {
         println!("==> build the panel: skipped (--no-browser)");
     } else {
         step("build the panel (Trunk, release)", || {
-            panel::build(&workspace, options.skip_install).map(|_| ())
+            // The tools came with "install missing tools" (or were skipped with it).
+            panel::build(&workspace, true).map(|_| ())
         })?;
     }
     step("native tests", || {

@@ -18,12 +18,12 @@ pub fn DeviceDetail() -> impl IntoView {
     let link = expect_context::<Link>();
     move || {
         let id = link.store.selected.get()?;
-        Some(view! { <Detail id=id /> })
+        Some(detail(id))
     }
 }
 
-#[component]
-fn Detail(id: DeviceId) -> impl IntoView {
+/// The details of one device (a plain function: one component per file).
+fn detail(id: DeviceId) -> AnyView {
     let link = expect_context::<Link>();
     let Some(dev) = link.store.device(&id) else {
         return ().into_any();
