@@ -390,7 +390,11 @@ async fn the_device_details_drive_every_command() {
             T,
         )
         .await;
-    let state = browser.client.execute(&text_of("[data-state]"), vec![]).await.unwrap();
+    let state = browser
+        .client
+        .execute(&text_of("[data-state]"), vec![])
+        .await
+        .unwrap();
     assert!(state.as_str().unwrap().contains("2 boots"), "{state}");
     browser.close().await;
     fleet.stop(T).await;

@@ -63,7 +63,10 @@ pub fn bundle(bench: &Bench, _budget: &super::process::Budget) -> Result<Vec<Row
             name: format!("MQTT.js {MQTT_JS} browser bundle alone"),
             value: kb(mqtt_gz),
             unit: "KB gzip",
-            how: format!("dist/mqtt.min.js from npm, {} KB before gzip; gzip -9", kb(mqtt_raw)),
+            how: format!(
+                "dist/mqtt.min.js from npm, {} KB before gzip; gzip -9",
+                kb(mqtt_raw)
+            ),
         },
         Row {
             name: "panel / MQTT.js".into(),
