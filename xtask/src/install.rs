@@ -49,16 +49,9 @@ pub fn ensure(workspace: &Path, browsers: bool) -> Result {
     }
     apt_packages(&apt)?;
     if browsers {
-        cargo_tool(
-            "wasm-bindgen-cli",
-            WASM_BINDGEN,
-            &["wasm-bindgen", "wasm-bindgen-test-runner"],
-            false,
-        )?;
         cargo_tool("geckodriver", GECKODRIVER, &["geckodriver"], false)?;
         // The end-to-end tests load the panel as Trunk builds it.
-        cargo_tool("trunk", TRUNK, &["trunk"], true)?;
-        binaryen(workspace)?;
+        ensure_panel_tools(workspace)?;
     }
     Ok(())
 }
@@ -103,20 +96,7 @@ fn binaryen(workspace: &Path) -> Result<PathBuf> {
         println!("    wasm-opt (binaryen {BINARYEN}, npm): present");
         return Ok(bin);
     }
-    if probe(Command::new("npm").arg("--version")).is_none() {
-        // Debian's own Node.js and npm, when the machine has none.
-        apt_packages(&["nodejs", "npm"])?;
-    }
-    fs::create_dir_all(&prefix)
-        .map_err(|error| Failure::new(format!("cannot create {}: {error}", prefix.display())))?;
-    execute(Command::new("npm").args([
-        "install",
-        "--no-audit",
-        "--no-fund",
-        "--prefix",
-        &prefix.to_string_lossy(),
-        &format!("binaryen@{BINARYEN}"),
-    ]))?;
+    npm_install(&prefix, &format!("binaryen@{BINARYEN}"))?;
     if probe(Command::new(bin.join("wasm-opt")).arg("--version"))
         .is_some_and(|v| v.contains(&wanted))
     {
@@ -295,4 +275,33 @@ fn reports_version(binary: &str, version: &str) -> bool {
             .split_whitespace()
             .any(|word| word.trim_start_matches('v') == version)
     })
+}
+
+/// `npm install <spec>` into its own folder `prefix` (nothing global), installing Debian's Node.js
+/// and npm first when the machine has none.
+pub fn npm_install(prefix: &Path, spec: &str) -> Result {
+    if probe(Command::new("npm").arg("--version")).is_none() {
+        apt_packages(&["nodejs", "npm"])?;
+    }
+    fs::create_dir_all(prefix)
+        .map_err(|error| Failure::new(format!("cannot create {}: {error}", prefix.display())))?;
+    execute(Command::new("npm").args([
+        "install",
+        "--no-audit",
+        "--no-fund",
+        "--prefix",
+        &prefix.to_string_lossy(),
+        spec,
+    ]))
+}
+
+/// Builds the `device-sim` binary (debug, next to the test binaries).
+pub fn build_simulator(workspace: &Path) -> Result {
+    execute(cargo().current_dir(workspace).args([
+        "build",
+        "--package",
+        "device-sim",
+        "--bin",
+        "device-sim",
+    ]))
 }

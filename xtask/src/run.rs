@@ -10,9 +10,8 @@ use std::process::{Child, Command};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use crate::install::cargo;
-use crate::panel;
-use crate::step::{execute, step, Failure, Result};
+use crate::step::{step, Failure, Result};
+use crate::{install, panel};
 
 struct Options {
     devices: u32,
@@ -73,13 +72,7 @@ pub fn run(args: &[OsString], workspace: &Path) -> Result {
         Ok(())
     })?;
     step("build the device simulator", || {
-        execute(cargo().current_dir(workspace).args([
-            "build",
-            "--package",
-            "device-sim",
-            "--bin",
-            "device-sim",
-        ]))
+        install::build_simulator(workspace)
     })?;
     let mut children = Children(Vec::new());
     let sim = Command::new(workspace.join("target/debug/device-sim"))

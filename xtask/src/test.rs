@@ -79,13 +79,7 @@ pub fn run(args: &[OsString]) -> Result {
     // The integration tests start the simulator binary as a separate process (to kill it
     // mid-command), so it must exist next to the test binaries.
     step("build the device-sim binary", || {
-        execute(cargo().current_dir(&workspace).args([
-            "build",
-            "--package",
-            "device-sim",
-            "--bin",
-            "device-sim",
-        ]))
+        install::build_simulator(&workspace)
     })?;
     // The end-to-end tests load the release build of the panel in headless Chromium.
     if options.no_browser {

@@ -4,8 +4,8 @@ use std::fs;
 use std::process::Command;
 
 use super::{Bench, Row};
-use crate::panel;
-use crate::step::{execute, Failure, Result};
+use crate::step::{Failure, Result};
+use crate::{install, panel};
 
 /// The MQTT.js release the panel is compared with.
 const MQTT_JS: &str = "5.16.0";
@@ -34,15 +34,7 @@ pub fn bundle(bench: &Bench, _budget: &super::process::Budget) -> Result<Vec<Row
     let present = fs::read_to_string(&version_file)
         .is_ok_and(|p| p.contains(&format!("\"version\": \"{MQTT_JS}\"")));
     if !present {
-        fs::create_dir_all(&prefix).map_err(|e| Failure::new(format!("{e}")))?;
-        execute(Command::new("npm").args([
-            "install",
-            "--no-audit",
-            "--no-fund",
-            "--prefix",
-            &prefix.to_string_lossy(),
-            &format!("mqtt@{MQTT_JS}"),
-        ]))?;
+        install::npm_install(&prefix, &format!("mqtt@{MQTT_JS}"))?;
     }
     let mqtt_raw = fs::metadata(&js)
         .map_err(|e| Failure::new(format!("{}: {e}", js.display())))?
