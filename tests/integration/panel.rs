@@ -5,12 +5,14 @@
 use std::time::Duration;
 
 use device_sim::faults::Faults;
+use switchboard_protocol::envelope::{Outcome, Response};
 use switchboard_protocol::{Command, DeviceId, Tid};
 
 use crate::support::broker::{Broker, Kind};
 use crate::support::browser::{dist, Browser, StaticServer};
 use crate::support::{
-    dev, fleet_options, send_command, spawn_simulator, specs, start_fleet, to, wait_online,
+    dev, fleet_options, publish_raw, send_command, spawn_simulator, specs, start_fleet, to,
+    wait_online,
 };
 
 const T: Duration = Duration::from_secs(20);
@@ -396,6 +398,68 @@ async fn the_device_details_drive_every_command() {
         .await
         .unwrap();
     assert!(state.as_str().unwrap().contains("2 boots"), "{state}");
+    browser.close().await;
+    fleet.stop(T).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_that_match_nothing_and_malformed_messages_are_shown_not_dropped() {
+    let broker = Broker::start(Kind::Embedded).await;
+    let fleet = start_fleet(
+        specs("odd", 1, &[], &Faults::default()),
+        fleet_options(&broker.url, None),
+    )
+    .await;
+    let browser = open_panel(&broker, "odd1").await;
+    let stray = Response::new(
+        Tid::parse("01234567-89ab-cdef-0123-456789abcdef").unwrap(),
+        dev("odd1"),
+        "light",
+        Outcome::Succeeded,
+    );
+    publish_raw(
+        &broker.url,
+        &[
+            ("cmd/odd1/resp", &stray.encode()),
+            ("cmd/odd1/resp", b"{not json"),
+            (
+                "cmd/odd1/resp",
+                b"SUCCESS: command ran successfully from payload: b'x'",
+            ),
+        ],
+    )
+    .await;
+    for (what, needle) in [
+        (
+            "the unknown TID",
+            "matches no command: unknown TID 01234567-89ab-cdef-0123-456789abcdef",
+        ),
+        ("the malformed payload", "malformed message from odd1"),
+        (
+            "the text answer nobody asked for",
+            "a text answer with no text command outstanding",
+        ),
+    ] {
+        browser
+            .until(
+                &format!("{what} listed under notices"),
+                &format!(
+                    "return document.querySelector('.notices').textContent.includes('{needle}');"
+                ),
+                T,
+            )
+            .await;
+    }
+    browser.screenshot("notices").await;
+    // The panel is still online and still commands the device.
+    click(&browser, "[data-device=\"odd1\"] [data-action=\"light\"]").await;
+    browser
+        .until(
+            "odd1 confirmed on",
+            "const c = document.querySelector('[data-device=\"odd1\"]'); return c.dataset.light === 'on';",
+            T,
+        )
+        .await;
     browser.close().await;
     fleet.stop(T).await;
 }

@@ -219,3 +219,32 @@ pub async fn wait_online(url: &str, device: &str) {
     }
     panic!("{device} never came online");
 }
+
+/// Publishes raw payloads (QoS 1) as a client of its own, and waits until the broker has them.
+pub async fn publish_raw(url: &str, messages: &[(&str, &[u8])]) {
+    use device_sim::link::{now, Link};
+    use switchboard_protocol::session::{Publish, QoS, Session, SessionConfig, SessionEvent};
+
+    let config = SessionConfig::new(format!("raw-{}", free_port()));
+    let mut link = Link::new(Session::new(config, 1).unwrap(), &endpoint(url));
+    link.session_mut().connect(now());
+    for (topic, payload) in messages {
+        link.publish(Publish::new(*topic, payload.to_vec(), QoS::AtLeastOnce))
+            .unwrap();
+    }
+    let until = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut delivered = 0;
+    let mut events = Vec::new();
+    while delivered < messages.len() {
+        assert!(
+            tokio::time::Instant::now() < until,
+            "the broker took the messages"
+        );
+        link.step(Some(until), &mut events, std::future::pending())
+            .await;
+        delivered += events
+            .drain(..)
+            .filter(|e| matches!(e, SessionEvent::Delivered(_)))
+            .count();
+    }
+}
