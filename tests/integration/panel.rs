@@ -450,6 +450,14 @@ async fn answers_that_match_nothing_and_malformed_messages_are_shown_not_dropped
             )
             .await;
     }
+    browser
+        .client
+        .execute(
+            "document.querySelector('.notices').scrollIntoView();",
+            vec![],
+        )
+        .await
+        .unwrap();
     browser.screenshot("notices").await;
     // The panel is still online and still commands the device.
     click(&browser, "[data-device=\"odd1\"] [data-action=\"light\"]").await;

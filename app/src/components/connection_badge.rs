@@ -35,6 +35,14 @@ pub fn ConnectionBadge() -> impl IntoView {
                 Conn::Online { .. } => "online",
                 Conn::Reconnecting { .. } => "reconnecting",
             }>{text}</span>
+            <Show when=move || link.store.notices.with(|n| !n.is_empty())>
+                <a class="notice-count" href="#notices">
+                    {move || link.store.notices.with(|n| {
+                        let bad = n.iter().filter(|x| x.level != "info").count();
+                        format!("{bad} notice{}", if bad == 1 { "" } else { "s" })
+                    })}
+                </a>
+            </Show>
             <Show when=move || link.store.conn_error.get().is_some()>
                 <span class="conn-error">{move || link.store.conn_error.get()}</span>
             </Show>

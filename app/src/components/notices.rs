@@ -11,7 +11,7 @@ pub fn Notices() -> impl IntoView {
     let link = expect_context::<Link>();
     let notices = link.store.notices;
     view! {
-        <section class="notices" aria-label="notices" aria-live="polite">
+        <section class="notices" id="notices" aria-label="notices" aria-live="polite">
             <h2>"Notices"</h2>
             <ul>
                 {move || notices.with(|n| n.iter().rev().take(50).map(|n| {
