@@ -180,9 +180,7 @@ impl Link {
     pub fn send_text(&self, device: DeviceId, text: &str) -> Tid {
         let tid = self.with(|i| {
             let t = now();
-            i.devices
-                .entry(device.clone())
-                .or_insert_with(|| DeviceView::new(device.clone(), Presence::Unknown));
+            view_mut(&mut i.devices, &device, Presence::Unknown);
             let tid = i
                 .tracker
                 .submit_text(device, text, SendOptions::default(), t);
@@ -515,17 +513,8 @@ impl Inner {
         self.dirty.commands.insert(tid);
         if let Some(tr) = self.tracker.get(&tid) {
             if let Target::Device(d) = &tr.target {
-                let pending = Pending {
-                    tid,
-                    cmd: tr.cmd.clone(),
-                    light: light_asked(tr),
-                    phase: "queued".to_owned(),
-                };
-                let view = self
-                    .devices
-                    .entry(d.clone())
-                    .or_insert_with(|| DeviceView::new(d.clone(), Presence::Unknown));
-                view.pending.push(pending);
+                let view = view_mut(&mut self.devices, d, Presence::Unknown);
+                upsert_pending(view, tr, Phase::Queued.label());
                 self.dirty.devices.insert(d.clone());
             }
         }
@@ -721,10 +710,7 @@ impl Inner {
                 self.tracker.handle_status(&d, payload);
                 match decode_status(payload) {
                     Ok(Some(s)) => {
-                        let view = self
-                            .devices
-                            .entry(d.clone())
-                            .or_insert_with(|| DeviceView::new(d.clone(), Presence::Offline));
+                        let view = view_mut(&mut self.devices, &d, Presence::Offline);
                         view.apply_status(s);
                         self.dirty.devices.insert(d);
                     }
@@ -756,10 +742,7 @@ impl Inner {
             },
             Some(Topic::Log(d)) => match decode_log(payload) {
                 Ok(l) => {
-                    let view = self
-                        .devices
-                        .entry(d.clone())
-                        .or_insert_with(|| DeviceView::new(d.clone(), Presence::Unknown));
+                    let view = view_mut(&mut self.devices, &d, Presence::Unknown);
                     view.log = Some(l.lines);
                     self.dirty.devices.insert(d);
                 }
@@ -781,10 +764,7 @@ impl Inner {
                 let Some(tr) = self.tracker.get(&tid) else {
                     return;
                 };
-                let view = self
-                    .devices
-                    .entry(device.clone())
-                    .or_insert_with(|| DeviceView::new(device.clone(), Presence::Unknown));
+                let view = view_mut(&mut self.devices, &device, Presence::Unknown);
                 if phase.is_terminal() {
                     view.pending.retain(|p| p.tid != tid);
                     let m = tr.members.get(&device);
@@ -808,16 +788,7 @@ impl Inner {
                         ok,
                     ));
                 } else {
-                    let label = phase.label().to_owned();
-                    match view.pending.iter_mut().find(|p| p.tid == tid) {
-                        Some(p) => p.phase = label,
-                        None => view.pending.push(Pending {
-                            tid,
-                            cmd: tr.cmd.clone(),
-                            light: light_asked(tr),
-                            phase: label,
-                        }),
-                    }
+                    upsert_pending(view, tr, phase.label());
                 }
                 self.dirty.devices.insert(device);
             }
@@ -897,7 +868,7 @@ impl Inner {
             if Some(tid) == fanout_tid {
                 fanout = Some(FanoutView::of(tr));
             }
-            commands.push(CommandView::of(tr, self.ambiguous.get(&tid).copied(), t));
+            commands.push(CommandView::of(tr, self.ambiguous.get(&tid).copied()));
         }
         if changed_cmds
             && t.saturating_since(self.last_save) >= Duration::from_millis(SAVE_EVERY_MS)
@@ -945,7 +916,7 @@ impl Inner {
                 let n = tids.len();
                 self.tracker.restore(snap, t);
                 for tid in tids {
-                    self.on_submitted_restored(tid);
+                    self.on_restored(tid);
                 }
                 self.note(
                     "info",
@@ -957,7 +928,7 @@ impl Inner {
         }
     }
 
-    fn on_submitted_restored(&mut self, tid: Tid) {
+    fn on_restored(&mut self, tid: Tid) {
         self.dirty.commands.insert(tid);
         let Some(tr) = self.tracker.get(&tid) else {
             return;
@@ -966,21 +937,37 @@ impl Inner {
             if m.phase.is_terminal() {
                 continue;
             }
-            let view = self
-                .devices
-                .entry(d.clone())
-                .or_insert_with(|| DeviceView::new(d.clone(), Presence::Unknown));
-            view.pending.push(Pending {
-                tid,
-                cmd: tr.cmd.clone(),
-                light: light_asked(tr),
-                phase: m.phase.label().to_owned(),
-            });
+            let view = view_mut(&mut self.devices, d, Presence::Unknown);
+            upsert_pending(view, tr, m.phase.label());
             self.dirty.devices.insert(d.clone());
         }
         if matches!(tr.target, Target::Group(_)) && self.store.fanout.get_untracked().is_none() {
             self.store.fanout.set(Some(tid));
         }
+    }
+}
+
+/// A device's canonical view, created with `presence` if the device is new.
+fn view_mut<'a>(
+    devices: &'a mut HashMap<DeviceId, DeviceView>,
+    d: &DeviceId,
+    presence: Presence,
+) -> &'a mut DeviceView {
+    devices
+        .entry(d.clone())
+        .or_insert_with(|| DeviceView::new(d.clone(), presence))
+}
+
+/// Shows command `tr` as pending on `view`, in phase `label`.
+fn upsert_pending(view: &mut DeviceView, tr: &Tracked, label: &str) {
+    match view.pending.iter_mut().find(|p| p.tid == tr.tid) {
+        Some(p) => label.clone_into(&mut p.phase),
+        None => view.pending.push(Pending {
+            tid: tr.tid,
+            cmd: tr.cmd.clone(),
+            light: light_asked(tr),
+            phase: label.to_owned(),
+        }),
     }
 }
 

@@ -86,10 +86,7 @@ impl Settings {
         {
             return id;
         }
-        let id = format!(
-            "panel-{:08x}",
-            (js_sys::Math::random() * f64::from(u32::MAX)) as u32
-        );
+        let id = random_id("panel");
         if let Some(st) = tab {
             let _ = st.set_item(CLIENT_ID_KEY, &id);
         }
@@ -139,4 +136,12 @@ fn query() -> Option<web_sys::UrlSearchParams> {
 /// One parameter of the page's URL query.
 pub fn query_param(name: &str) -> Option<String> {
     query()?.get(name)
+}
+
+/// `<prefix>-` and eight random hex digits (not a secret: only to tell tabs apart).
+pub fn random_id(prefix: &str) -> String {
+    format!(
+        "{prefix}-{:08x}",
+        (js_sys::Math::random() * f64::from(u32::MAX)) as u32
+    )
 }

@@ -56,8 +56,8 @@ fn class_of(p: &Phase) -> &'static str {
 }
 
 impl CommandView {
-    /// The row for `t` at `now`.
-    pub fn of(t: &Tracked, ambiguous: Option<usize>, _now: Timestamp) -> CommandView {
+    /// The row for `t`.
+    pub fn of(t: &Tracked, ambiguous: Option<usize>) -> CommandView {
         let finished = t.is_finished();
         let (status, class, late, answer) = match (&t.target, t.members.values().next()) {
             (Target::Device(_), Some(m)) => {

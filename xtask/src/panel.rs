@@ -52,18 +52,13 @@ pub fn bundle(dist: &Path) -> Result<Vec<(String, u64, u64)>> {
             continue;
         }
         let raw = entry.metadata().map(|m| m.len()).unwrap_or(0);
-        let gz = Command::new("gzip")
-            .args(["-9", "-c"])
-            .arg(&path)
-            .output()
-            .map_err(|error| Failure::new(format!("cannot run gzip: {error}")))?;
         out.push((
             path.file_name()
                 .unwrap_or_default()
                 .to_string_lossy()
                 .into_owned(),
             raw,
-            gz.stdout.len() as u64,
+            gzip_len(&path)?,
         ));
     }
     out.sort();
@@ -74,6 +69,16 @@ pub fn bundle(dist: &Path) -> Result<Vec<(String, u64, u64)>> {
         )));
     }
     Ok(out)
+}
+
+/// Bytes of `path` after `gzip -9`.
+pub fn gzip_len(path: &Path) -> Result<u64> {
+    let out = Command::new("gzip")
+        .args(["-9", "-c"])
+        .arg(path)
+        .output()
+        .map_err(|error| Failure::new(format!("cannot run gzip: {error}")))?;
+    Ok(out.stdout.len() as u64)
 }
 
 /// One line: "panel bundle: 1,234 KB (wasm + js), 345 KB gzip".

@@ -1,7 +1,6 @@
 //! The panel's download size, side by side with the MQTT.js browser bundle alone.
 
 use std::fs;
-use std::process::Command;
 
 use super::{Bench, Row};
 use crate::step::{Failure, Result};
@@ -9,15 +8,6 @@ use crate::{install, panel};
 
 /// The MQTT.js release the panel is compared with.
 const MQTT_JS: &str = "5.16.0";
-
-fn gzip_len(path: &std::path::Path) -> Result<u64> {
-    let out = Command::new("gzip")
-        .args(["-9", "-c"])
-        .arg(path)
-        .output()
-        .map_err(|e| Failure::new(format!("cannot run gzip: {e}")))?;
-    Ok(out.stdout.len() as u64)
-}
 
 /// Builds the panel in release (Trunk), installs MQTT.js from npm into `target/tools`, and
 /// compares what a browser downloads: the panel's wasm + js against MQTT.js's `mqtt.min.js`.
@@ -39,7 +29,7 @@ pub fn bundle(bench: &Bench, _budget: &super::process::Budget) -> Result<Vec<Row
     let mqtt_raw = fs::metadata(&js)
         .map_err(|e| Failure::new(format!("{}: {e}", js.display())))?
         .len();
-    let mqtt_gz = gzip_len(&js)?;
+    let mqtt_gz = panel::gzip_len(&js)?;
     let kb = |b: u64| format!("{:.1}", b as f64 / 1000.0);
     Ok(vec![
         Row {
