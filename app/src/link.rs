@@ -773,6 +773,11 @@ impl Inner {
                         .and_then(|r| r.state.clone())
                     {
                         view.state = Some(state);
+                    } else if phase == Phase::Succeeded {
+                        // Success is the device's confirmation, even in text.
+                        if let Some(on) = light_asked(tr) {
+                            view.confirm_light(on);
+                        }
                     }
                     let ok = phase == Phase::Succeeded;
                     view.last_outcome = Some((
@@ -971,14 +976,14 @@ fn upsert_pending(view: &mut DeviceView, tr: &Tracked, label: &str) {
     }
 }
 
-/// For a `light` command, the state it asks for.
+/// For a `light` command (JSON or the document's text), the state it asks for.
 fn light_asked(t: &Tracked) -> Option<bool> {
-    if t.cmd != "light" {
-        return None;
-    }
-    match &t.request {
-        Some(r) => r.args.get("on").and_then(serde_json::Value::as_bool),
-        None => t.text.as_deref().map(|x| x.trim_end().ends_with("on")),
+    match (&t.request, t.text.as_deref()) {
+        (Some(r), _) if t.cmd == "light" => r.args.get("on").and_then(serde_json::Value::as_bool),
+        (None, Some(text)) if t.cmd.eq_ignore_ascii_case("light") => text
+            .split_once(':')
+            .and_then(|(_, arg)| switchboard_protocol::command::parse_switch(arg)),
+        _ => None,
     }
 }
 

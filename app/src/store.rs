@@ -93,6 +93,9 @@ pub struct DeviceView {
     pub capabilities: Vec<String>,
     /// Last state it reported (status or an answer), if any.
     pub state: Option<DeviceState>,
+    /// The light as a device that reports no state (the document's text devices) last confirmed
+    /// it, by succeeding at a light command.
+    pub light_confirmed: Option<bool>,
     /// Its unfinished commands.
     pub pending: Vec<Pending>,
     /// The outcome of its last finished command, for a person.
@@ -114,6 +117,7 @@ impl DeviceView {
             groups: Vec::new(),
             capabilities: Vec::new(),
             state: None,
+            light_confirmed: None,
             pending: Vec::new(),
             last_outcome: None,
             telemetry: VecDeque::new(),
@@ -142,7 +146,18 @@ impl DeviceView {
 
     /// The light as confirmed by the device.
     pub fn light(&self) -> bool {
-        self.state.as_ref().is_some_and(|s| s.light)
+        match &self.state {
+            Some(s) => s.light,
+            None => self.light_confirmed.unwrap_or(false),
+        }
+    }
+
+    /// The device confirmed a light command asking for `on`, without saying its state.
+    pub fn confirm_light(&mut self, on: bool) {
+        match &mut self.state {
+            Some(s) => s.light = on,
+            None => self.light_confirmed = Some(on),
+        }
     }
 
     /// The light state an unfinished command asks for, if any.

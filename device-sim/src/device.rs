@@ -35,6 +35,9 @@ pub const FACTORY_FIRMWARE: &str = "1.0.0";
 /// How many log lines a device keeps.
 const LOG_LINES: usize = 50;
 
+/// How long a restarting device waits for the broker to acknowledge its answers before leaving.
+const LEAVE_WITHIN: Duration = Duration::from_secs(2);
+
 /// What every device of a fleet shares.
 #[derive(Clone, Debug)]
 pub struct FleetOptions {
@@ -146,6 +149,10 @@ struct Device {
     telemetry_seq: u64,
     /// Set while restarting: when to come back.
     back_at: Option<Instant>,
+    /// Set between a restart command and leaving: (leave by then at the latest, how long to stay
+    /// away). The device leaves once the broker has acknowledged its answers, so that no answer
+    /// is sent again after the restart (a text answer has no TID to tell a repeat by).
+    leaving: Option<(Instant, Duration)>,
 }
 
 impl Device {
@@ -174,6 +181,7 @@ impl Device {
             next_telemetry: None,
             telemetry_seq: 0,
             back_at: None,
+            leaving: None,
         };
         let replies = d.reboot().await?;
         Ok((d, replies))
@@ -297,6 +305,7 @@ impl Device {
             .chain(sending)
             .chain(self.next_telemetry)
             .chain(self.back_at)
+            .chain(self.leaving.map(|(by, _)| by))
             .min()
     }
 
@@ -407,6 +416,15 @@ impl Device {
                 let payload = serde_json::to_vec(&sample).unwrap_or_default();
                 let p = Publish::new(topic::telemetry(&self.spec.id), payload, QoS::AtMostOnce);
                 self.publish(link, p);
+            }
+        }
+        if let Some((by, delay)) = self.leaving {
+            let acknowledged = link.session().in_flight_len() == 0;
+            if acknowledged || !link.session().is_connected() || by <= now_i {
+                self.leaving = None;
+                link.session_mut().disconnect(now());
+                self.went_offline();
+                self.back_at = Some(now_i + delay);
             }
         }
         if self.back_at.is_some_and(|at| at <= now_i) {
@@ -558,14 +576,13 @@ impl Device {
         }
     }
 
-    /// Says goodbye (retained status offline), leaves, and comes back after `delay`.
+    /// Says goodbye (retained status offline), leaves once the broker has its answers (see
+    /// `leaving`), and comes back after `delay`.
     fn restart(&mut self, link: &mut Link, delay: Duration) {
         self.note(format!("restarting for {} ms", delay.as_millis()));
         let status = self.status(false);
         self.publish(link, status);
-        link.session_mut().disconnect(now());
-        self.went_offline();
-        self.back_at = Some(Instant::now() + delay);
+        self.leaving = Some((Instant::now() + LEAVE_WITHIN, delay));
     }
 
     /// Loses power mid-command: the connection drops without a word (the broker publishes the Last

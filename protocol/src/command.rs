@@ -214,13 +214,10 @@ impl Command {
         };
         let name = name.to_ascii_lowercase().replace([' ', '-'], "_");
         let switch = |arg: Option<&str>| -> Result<bool, Rejection> {
-            match arg.map(str::to_ascii_lowercase).as_deref() {
-                Some("on" | "true" | "1") => Ok(true),
-                Some("off" | "false" | "0") => Ok(false),
-                other => Err(Rejection::InvalidArguments {
-                    detail: format!("{name}: expected on or off, got {other:?}"),
-                }),
-            }
+            arg.and_then(parse_switch)
+                .ok_or_else(|| Rejection::InvalidArguments {
+                    detail: format!("{name}: expected on or off, got {arg:?}"),
+                })
         };
         let number = |arg: Option<&str>| -> Result<u64, Rejection> {
             arg.and_then(|a| a.parse().ok())
@@ -268,6 +265,25 @@ impl Command {
             self,
             Command::FirmwareStage { .. } | Command::FirmwareVerify | Command::FirmwareActivate
         )
+    }
+}
+
+/// A switch in the text form: `on`/`off`, `true`/`false` or `1`/`0`, in any case, spaces around
+/// ignored.
+pub fn parse_switch(arg: &str) -> Option<bool> {
+    let arg = arg.trim();
+    if ["on", "true", "1"]
+        .iter()
+        .any(|w| arg.eq_ignore_ascii_case(w))
+    {
+        Some(true)
+    } else if ["off", "false", "0"]
+        .iter()
+        .any(|w| arg.eq_ignore_ascii_case(w))
+    {
+        Some(false)
+    } else {
+        None
     }
 }
 
@@ -370,6 +386,9 @@ mod tests {
             Command::parse_text("dance"),
             Err(Rejection::UnknownCommand { .. })
         ));
+        assert_eq!(parse_switch(" ON "), Some(true));
+        assert_eq!(parse_switch("0"), Some(false));
+        assert_eq!(parse_switch("maybe"), None);
         assert!(matches!(
             Command::parse_text("light: maybe"),
             Err(Rejection::InvalidArguments { .. })

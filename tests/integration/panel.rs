@@ -22,13 +22,14 @@ fn panel_url(server: &StaticServer, broker: &Broker) -> String {
 }
 
 /// JavaScript that reads one attribute of a device's card ('' when the card is not there).
-fn card_attr(device: &str, attr: &str) -> String {
+pub(crate) fn card_attr(device: &str, attr: &str) -> String {
     format!(
         "const c = document.querySelector('[data-device=\"{device}\"]'); return c ? c.getAttribute('{attr}') : '';"
     )
 }
 
-async fn open_panel(broker: &Broker, device: &str) -> Browser {
+/// The panel, connected to `broker`'s WebSocket listener.
+pub(crate) async fn open_panel_online(broker: &Broker) -> Browser {
     let server = StaticServer::start(dist());
     let browser = Browser::start().await;
     browser
@@ -44,6 +45,11 @@ async fn open_panel(broker: &Broker, device: &str) -> Browser {
         )
         .await;
     browser
+}
+
+async fn open_panel(broker: &Broker, device: &str) -> Browser {
+    let browser = open_panel_online(broker).await;
+    browser
         .until(
             &format!("{device} discovered online"),
             &format!(
@@ -55,7 +61,7 @@ async fn open_panel(broker: &Broker, device: &str) -> Browser {
     browser
 }
 
-async fn click(browser: &Browser, css: &str) {
+pub(crate) async fn click(browser: &Browser, css: &str) {
     browser.find(css, T).await.click().await.unwrap();
 }
 

@@ -48,6 +48,7 @@ pub fn ensure(workspace: &Path, browsers: bool) -> Result {
         apt.extend_from_slice(APT_BROWSERS);
     }
     apt_packages(&apt)?;
+    python_env(workspace)?;
     if browsers {
         cargo_tool("geckodriver", GECKODRIVER, &["geckodriver"], false)?;
         // The end-to-end tests load the panel as Trunk builds it.
@@ -293,6 +294,52 @@ pub fn npm_install(prefix: &Path, spec: &str) -> Result {
         &prefix.to_string_lossy(),
         spec,
     ]))
+}
+
+/// The pinned Python packages the pattern document's reference programs import.
+const PYTHON_REQUIREMENTS: &str = "tests/reference/requirements.txt";
+
+/// Where the integration tests look for the Python that runs the reference programs.
+const PYTHON_ENV: &str = "target/tools/python";
+
+/// A virtual environment with the reference programs' SDK ([`PYTHON_REQUIREMENTS`]), created with
+/// the machine's `python3` (Debian's, with `python3-venv`, when it has none that can make one).
+fn python_env(workspace: &Path) -> Result {
+    let requirements = workspace.join(PYTHON_REQUIREMENTS);
+    let wanted = fs::read_to_string(&requirements).map_err(|error| {
+        Failure::new(format!("cannot read {}: {error}", requirements.display()))
+    })?;
+    let venv = workspace.join(PYTHON_ENV);
+    let python = venv.join("bin/python");
+    // Written last, so it names only what pip finished installing.
+    let stamp = venv.join("switchboard-requirements.txt");
+    let imports = || probe(Command::new(&python).args(["-c", "import awscrt, awsiot"])).is_some();
+    if fs::read_to_string(&stamp).is_ok_and(|had| had == wanted) && imports() {
+        println!("    Python SDK for the reference programs ({PYTHON_REQUIREMENTS}): present");
+        return Ok(());
+    }
+    if probe(Command::new("python3").args(["-c", "import ensurepip, venv"])).is_none() {
+        apt_packages(&["python3", "python3-venv"])?;
+    }
+    execute(
+        Command::new("python3")
+            .args(["-m", "venv", "--clear"])
+            .arg(&venv),
+    )?;
+    execute(
+        Command::new(&python)
+            .args(["-m", "pip", "install", "--quiet", "--no-input"])
+            .args(["--disable-pip-version-check", "--requirement"])
+            .arg(&requirements),
+    )?;
+    if !imports() {
+        return Err(Failure::new(format!(
+            "installed {PYTHON_REQUIREMENTS} into {}, but `import awscrt, awsiot` fails there",
+            venv.display()
+        )));
+    }
+    fs::write(&stamp, wanted)
+        .map_err(|error| Failure::new(format!("cannot write {}: {error}", stamp.display())))
 }
 
 /// Builds the `device-sim` binary (debug, next to the test binaries).

@@ -75,9 +75,13 @@ fn detail(id: DeviceId) -> AnyView {
         send.clone(),
     );
     let state_line = move || {
-        dev.with(|d| match &d.state {
-            None => "state not reported yet".to_owned(),
-            Some(s) => format!(
+        dev.with(|d| match (&d.state, d.light_confirmed) {
+            (None, None) => "state not reported yet".to_owned(),
+            (None, Some(on)) => format!(
+                "light {} (confirmed by its answer; it reports no state)",
+                if on { "on" } else { "off" }
+            ),
+            (Some(s), _) => format!(
                 "light {} · LED {} · telemetry every {} ms · firmware {} · {} boots",
                 if s.light { "on" } else { "off" },
                 if s.led { "on" } else { "off" },

@@ -63,17 +63,21 @@ impl Broker {
     /// signed by `pki`'s CA. Returns the broker and the `mqtts://` URL.
     pub async fn start_mutual_tls(pki: &super::certs::TestPki) -> (Broker, String) {
         let tls = free_addr();
+        let extra = mutual_tls_listener(tls.port(), pki);
+        let broker = Broker::mosquitto(tempfile::tempdir().unwrap(), extra).await;
+        (broker, format!("mqtts://{tls}"))
+    }
+
+    /// mosquitto as the pattern document's programs expect it: mutual TLS on port 443 (where
+    /// their SDK connects when given no port) and on a free port, besides the plain TCP and
+    /// WebSocket listeners. Returns the broker and the free port's `mqtts://` URL. The caller
+    /// holds port 443 (see `reference::PORT_443`).
+    pub async fn start_reference(pki: &super::certs::TestPki) -> (Broker, String) {
+        let tls = free_addr();
         let extra = format!(
-            "listener {port} 127.0.0.1\n\
-             cafile {ca}\n\
-             certfile {cert}\n\
-             keyfile {key}\n\
-             require_certificate true\n\
-             allow_anonymous true\n",
-            port = tls.port(),
-            ca = pki.ca.display(),
-            cert = pki.server_cert.display(),
-            key = pki.server_key.display(),
+            "{}{}",
+            mutual_tls_listener(443, pki),
+            mutual_tls_listener(tls.port(), pki)
         );
         let broker = Broker::mosquitto(tempfile::tempdir().unwrap(), extra).await;
         (broker, format!("mqtts://{tls}"))
@@ -175,6 +179,21 @@ impl Drop for Broker {
             let _ = child.wait();
         }
     }
+}
+
+/// A mosquitto listener on loopback `port` that takes clients with a certificate from `pki`'s CA.
+fn mutual_tls_listener(port: u16, pki: &super::certs::TestPki) -> String {
+    format!(
+        "listener {port} 127.0.0.1\n\
+         cafile {ca}\n\
+         certfile {cert}\n\
+         keyfile {key}\n\
+         require_certificate true\n\
+         allow_anonymous true\n",
+        ca = pki.ca.display(),
+        cert = pki.server_cert.display(),
+        key = pki.server_key.display(),
+    )
 }
 
 fn spawn_mosquitto(dir: &Path, tcp: SocketAddr, ws: SocketAddr, extra: &str) -> Child {

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 
 /// PEM files of a test PKI.
-#[derive(Debug)]
 pub struct TestPki {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
+    issuer: Issuer<'static, KeyPair>,
     /// The CA certificate.
     pub ca: PathBuf,
     /// The server's certificate (for 127.0.0.1 and localhost).
@@ -62,7 +62,8 @@ impl TestPki {
         let (rogue_issuer, _) = new_ca("rogue CA");
         let (rogue_cert, rogue_key) = leaf(dir.path(), "rogue", &[], &rogue_issuer);
         TestPki {
-            _dir: dir,
+            dir,
+            issuer,
             ca,
             server_cert,
             server_key,
@@ -71,5 +72,10 @@ impl TestPki {
             rogue_cert,
             rogue_key,
         }
+    }
+
+    /// Another client certificate signed by the CA, with common name `name`: (certificate, key).
+    pub fn client(&self, name: &str) -> (PathBuf, PathBuf) {
+        leaf(self.dir.path(), name, &[], &self.issuer)
     }
 }

@@ -3,6 +3,7 @@
 pub mod broker;
 pub mod browser;
 pub mod certs;
+pub mod reference;
 
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
@@ -176,6 +177,17 @@ pub fn spawn_simulator(
     prefix: &str,
     faults: &str,
 ) -> SimProcess {
+    spawn_simulator_with(url, state, prefix, faults, &[])
+}
+
+/// [`spawn_simulator`] with more command-line arguments (TLS files, say).
+pub fn spawn_simulator_with(
+    url: &str,
+    state: &std::path::Path,
+    prefix: &str,
+    faults: &str,
+    more: &[&std::ffi::OsStr],
+) -> SimProcess {
     let child = std::process::Command::new(simulator_binary())
         .args([
             "--broker",
@@ -190,6 +202,7 @@ pub fn spawn_simulator(
         .arg("--state-dir")
         .arg(state)
         .args(["--faults", faults])
+        .args(more)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
