@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use switchboard_protocol::Command;
 
-use crate::panel::{card_attr, click, open_panel_online};
+use crate::panel::{card_attr, card_value, click, open_panel_online};
 use crate::support::reference::{
     configure, document, only_globals_differ, programs, Reference, RoundTrips, Setup, GLOBALS,
 };
@@ -155,10 +155,10 @@ async fn the_reference_application_drives_the_simulator() {
     let took = command_and_answer(&mut app, "make coffee", &failure("make coffee")).await;
     rtt.record("make coffee (unknown: FAILURE)", took);
 
-    // A text command cut off mid-way (the simulator killed while device1 takes 5 s to act) is
+    // A text command cut off mid-way (the simulator killed while device1 takes 10 s to act) is
     // reported as a failure once device1 is back, and not executed behind anyone's back.
     sim.kill();
-    let mut sim_slow = simulator("slow-ms=5000");
+    let mut sim_slow = simulator("slow-ms=10000");
     wait_online(&setup.broker.url, "device1").await;
     app.type_line("light: on").await;
     app.expect_line(
@@ -166,7 +166,8 @@ async fn the_reference_application_drives_the_simulator() {
         T,
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // It arrives and is journaled within milliseconds; give it plenty.
+    tokio::time::sleep(Duration::from_secs(3)).await;
     sim_slow.kill();
     let _sim = simulator("");
     app.expect_line(&application_saw(&failure("light: on")), T)
@@ -242,7 +243,9 @@ async fn the_sender_drives_the_reference_device() {
     assert!(out.contains("timed out"), "{out}");
     assert!(out.contains("no answer by the deadline"), "{out}");
     // Nor is it carried out late: the command expired at the broker with its deadline, so the
-    // device, back with its persistent session, never gets it.
+    // device, back with its persistent session, never gets it. (The broker counts expiry in whole
+    // seconds: give it two more.)
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let mut client = setup.client_py().await;
     client.expect_line("Listening for commands", T).await;
     client.settle(Duration::from_secs(2)).await;
@@ -279,14 +282,7 @@ async fn the_panel_drives_the_reference_device() {
             T,
         )
         .await;
-    assert_eq!(
-        browser
-            .client
-            .execute(&card_attr("device1", "data-light"), vec![])
-            .await
-            .unwrap(),
-        "off"
-    );
+    assert_eq!(card_value(&browser, "device1", "data-light").await, "off");
 
     click(&browser, "[data-text=\"light: on\"]").await;
     browser
@@ -343,11 +339,7 @@ async fn the_panel_drives_the_reference_device() {
             T,
         )
         .await;
-    let light = browser
-        .client
-        .execute(&card_attr("device1", "data-light"), vec![])
-        .await
-        .unwrap();
+    let light = card_value(&browser, "device1", "data-light").await;
     assert_eq!(light, "on", "light: off then light: on, confirmed in turn");
     client.settle(Duration::from_millis(500)).await;
     assert_eq!(client.count(&client_got("light: off")), 1);

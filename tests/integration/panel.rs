@@ -61,6 +61,16 @@ async fn open_panel(broker: &Broker, device: &str) -> Browser {
     browser
 }
 
+/// One attribute of a device's card ('' when the card is not there).
+pub(crate) async fn card_value(browser: &Browser, device: &str, attr: &str) -> String {
+    let v = browser
+        .client
+        .execute(&card_attr(device, attr), vec![])
+        .await
+        .unwrap();
+    v.as_str().unwrap_or_default().to_owned()
+}
+
 pub(crate) async fn click(browser: &Browser, css: &str) {
     browser.find(css, T).await.click().await.unwrap();
 }
@@ -72,14 +82,7 @@ async fn light_turns_on_only_when_confirmed(kind: Kind) {
     sp[0].faults = Faults::parse("slow-ms=600").unwrap();
     let fleet = start_fleet(sp, fleet_options(&broker.url, None)).await;
     let browser = open_panel(&broker, "device1").await;
-    assert_eq!(
-        browser
-            .client
-            .execute(&card_attr("device1", "data-light"), vec![])
-            .await
-            .unwrap(),
-        "off"
-    );
+    assert_eq!(card_value(&browser, "device1", "data-light").await, "off");
 
     click(
         &browser,
@@ -123,14 +126,7 @@ async fn light_turns_on_only_when_confirmed(kind: Kind) {
         .unwrap();
     assert!(state.light, "the device's own state says on");
     // The other devices were left alone.
-    assert_eq!(
-        browser
-            .client
-            .execute(&card_attr("device2", "data-light"), vec![])
-            .await
-            .unwrap(),
-        "off"
-    );
+    assert_eq!(card_value(&browser, "device2", "data-light").await, "off");
     // At phone width nothing overflows sideways, and the light is still one press away.
     browser.client.set_window_size(390, 844).await.unwrap();
     browser
