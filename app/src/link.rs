@@ -207,13 +207,8 @@ impl Link {
     /// Adds a device that does not announce itself, shown as "presence unknown".
     pub fn add_device(&self, device: DeviceId) {
         self.with(|i| {
-            if !i.devices.contains_key(&device) {
-                i.devices.insert(
-                    device.clone(),
-                    DeviceView::new(device.clone(), Presence::Unknown),
-                );
-                i.dirty.devices.insert(device);
-            }
+            view_mut(&mut i.devices, &device, Presence::Unknown);
+            i.dirty.devices.insert(device);
         });
         self.flush();
     }
@@ -324,23 +319,7 @@ fn flush(rc: &Rc<RefCell<Inner>>, store: Store) {
             store.conn_error.set(conn_error);
         }
     }
-    let mut regroup = false;
-    for d in batch.devices {
-        match store.device(&d.id) {
-            Some(s) => {
-                regroup |= s.with_untracked(|old| old.groups != d.groups);
-                s.set(d);
-            }
-            None => {
-                regroup |= !d.groups.is_empty();
-                let id = d.id.clone();
-                store.device_or_insert(&id, d.presence).set(d);
-            }
-        }
-    }
-    if regroup {
-        store.recount_groups();
-    }
+    store.put_devices(batch.devices);
     for c in batch.commands {
         store.put_command(c);
     }
@@ -549,18 +528,7 @@ impl Inner {
                 progressed = true;
                 self.on_tracker_event(ev, t);
             }
-            if let Some(s) = self.session.as_mut() {
-                while let Some(bytes) = s.poll_transmit() {
-                    progressed = true;
-                    if let Some(sock) = &self.socket {
-                        if sock.ws.ready_state() == WebSocket::OPEN {
-                            if let Err(e) = sock.ws.send_with_u8_array(&bytes) {
-                                log(&format!("socket write failed: {e:?}"));
-                            }
-                        }
-                    }
-                }
-            }
+            progressed |= self.write_out();
             if !progressed {
                 break;
             }
@@ -568,6 +536,26 @@ impl Inner {
         self.dirty.conn = true;
         self.arm_timer(t);
         self.schedule_flush(t);
+    }
+
+    /// Writes what the session has to send to the socket, if it is open. Returns whether there
+    /// was anything.
+    fn write_out(&mut self) -> bool {
+        let Some(s) = self.session.as_mut() else {
+            return false;
+        };
+        let mut wrote = false;
+        while let Some(bytes) = s.poll_transmit() {
+            wrote = true;
+            if let Some(sock) = &self.socket {
+                if sock.ws.ready_state() == WebSocket::OPEN {
+                    if let Err(e) = sock.ws.send_with_u8_array(&bytes) {
+                        log(&format!("socket write failed: {e:?}"));
+                    }
+                }
+            }
+        }
+        wrote
     }
 
     fn arm_timer(&mut self, t: Timestamp) {
@@ -639,13 +627,7 @@ impl Inner {
             SessionEvent::OpenTransport => self.open_socket(t),
             SessionEvent::CloseTransport => {
                 // Write what is left (a DISCONNECT) first.
-                if let Some(s) = self.session.as_mut() {
-                    while let Some(bytes) = s.poll_transmit() {
-                        if let Some(sock) = &self.socket {
-                            let _ = sock.ws.send_with_u8_array(&bytes);
-                        }
-                    }
-                }
+                self.write_out();
                 self.socket = None;
             }
             SessionEvent::Connected { session_present } => {

@@ -233,26 +233,41 @@ impl Store {
         self.devices.with_value(|m| m.get(id).copied())
     }
 
-    /// A device's signal, created (and listed) if the device is new.
-    pub fn device_or_insert(&self, id: &DeviceId, presence: Presence) -> RwSignal<DeviceView> {
-        if let Some(s) = self.device(id) {
-            return s;
+    /// Shows devices' latest views. New devices get a signal and join the sorted list in one
+    /// update (a fan-out can bring thousands at once); groups are recounted when membership
+    /// changed.
+    pub fn put_devices(&self, views: Vec<DeviceView>) {
+        let mut regroup = false;
+        let mut added = Vec::new();
+        for d in views {
+            match self.device(&d.id) {
+                Some(s) => {
+                    regroup |= s.with_untracked(|old| old.groups != d.groups);
+                    s.set(d);
+                }
+                None => {
+                    regroup |= !d.groups.is_empty();
+                    let id = d.id.clone();
+                    self.devices.update_value(|m| {
+                        m.insert(id.clone(), RwSignal::new(d));
+                    });
+                    added.push(id);
+                }
+            }
         }
-        let s = RwSignal::new(DeviceView::new(id.clone(), presence));
-        self.devices.update_value(|m| {
-            m.insert(id.clone(), s);
-        });
-        self.device_ids.update(|v| {
-            let at = v
-                .binary_search_by(|x| natural(x.as_str(), id.as_str()))
-                .unwrap_or_else(|i| i);
-            v.insert(at, id.clone());
-        });
-        s
+        if !added.is_empty() {
+            self.device_ids.update(|v| {
+                v.extend(added);
+                v.sort_by(|a, b| natural(a.as_str(), b.as_str()));
+            });
+        }
+        if regroup {
+            self.recount_groups();
+        }
     }
 
     /// Recounts group membership from the devices' views.
-    pub fn recount_groups(&self) {
+    fn recount_groups(&self) {
         let mut counts: BTreeMap<GroupId, usize> = BTreeMap::new();
         self.devices.with_value(|m| {
             for s in m.values() {

@@ -46,15 +46,6 @@ pub struct CommandView {
     pub answer: Option<String>,
 }
 
-fn class_of(p: &Phase) -> &'static str {
-    match p {
-        Phase::Queued | Phase::Sent | Phase::Delivered => "pending",
-        Phase::Succeeded => "ok",
-        Phase::TimedOut { .. } | Phase::Expired => "timeout",
-        Phase::Failed | Phase::Rejected { .. } | Phase::Interrupted => "bad",
-    }
-}
-
 impl CommandView {
     /// The row for `t`.
     pub fn of(t: &Tracked, ambiguous: Option<usize>) -> CommandView {
@@ -71,11 +62,11 @@ impl CommandView {
                         .as_ref()
                         .and_then(|r| r.result.as_str().map(str::to_owned))
                 });
-                (status, class_of(&m.phase), m.late, answer)
+                (status, Cell::of(&m.phase).class(), m.late, answer)
             }
             _ => {
                 let p = t.progress;
-                let answered = p.succeeded + p.failed + p.rejected;
+                let answered = p.answered();
                 let status = if finished {
                     format!(
                         "{} of {}: {} ok, {} failed, {} rejected, {} no answer",
@@ -164,6 +155,16 @@ impl Cell {
         }
     }
 
+    /// The CSS class of a history status in this state: `pending`, `ok`, `bad` or `timeout`.
+    pub fn class(self) -> &'static str {
+        match self {
+            Cell::Waiting => "pending",
+            Cell::Succeeded => "ok",
+            Cell::Failed | Cell::Rejected => "bad",
+            Cell::TimedOut => "timeout",
+        }
+    }
+
     /// Its colour in the matrix.
     pub fn colour(self) -> &'static str {
         match self {
@@ -230,10 +231,5 @@ impl FanoutView {
             finished: t.is_finished(),
             round_trip_ms: t.round_trip().map(|d| d.as_millis() as u64),
         }
-    }
-
-    /// How many devices answered (succeeded, failed or rejected).
-    pub fn answered(&self) -> usize {
-        self.progress.succeeded + self.progress.failed + self.progress.rejected
     }
 }

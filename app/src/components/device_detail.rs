@@ -12,6 +12,16 @@ use super::telemetry_chart::TelemetryChart;
 use super::text_command::TextCommand;
 use crate::link::Link;
 
+/// The one-press commands: (`data-action`, label, command).
+const QUICK_COMMANDS: [(&str, &str, Command); 6] = [
+    ("light-on", "Light on", Command::Light { on: true }),
+    ("light-off", "Light off", Command::Light { on: false }),
+    ("led-on", "LED on", Command::Led { on: true }),
+    ("led-off", "LED off", Command::Led { on: false }),
+    ("restart", "Restart", Command::Restart { delay_ms: 1000 }),
+    ("get-state", "Get state", Command::GetState),
+];
+
 /// Details and commands of the selected device.
 #[component]
 pub fn DeviceDetail() -> impl IntoView {
@@ -66,14 +76,10 @@ fn detail(id: DeviceId) -> AnyView {
             },
         });
     };
-    let (s1, s2, s3, s4, s5, s6) = (
-        send.clone(),
-        send.clone(),
-        send.clone(),
-        send.clone(),
-        send.clone(),
-        send.clone(),
-    );
+    let quick = QUICK_COMMANDS.map(|(action, label, command)| {
+        let s = send.clone();
+        view! { <button data-action=action on:click=move |_| s(command.clone())>{label}</button> }
+    });
     let state_line = move || {
         dev.with(|d| match (&d.state, d.light_confirmed) {
             (None, None) => "state not reported yet".to_owned(),
@@ -120,14 +126,7 @@ fn detail(id: DeviceId) -> AnyView {
                     "Saved config, pending until the next restart: " {pending_config}
                 </p>
             </Show>
-            <div class="actions">
-                <button data-action="light-on" on:click=move |_| s1(Command::Light { on: true })>"Light on"</button>
-                <button data-action="light-off" on:click=move |_| s2(Command::Light { on: false })>"Light off"</button>
-                <button data-action="led-on" on:click=move |_| s3(Command::Led { on: true })>"LED on"</button>
-                <button data-action="led-off" on:click=move |_| s4(Command::Led { on: false })>"LED off"</button>
-                <button data-action="restart" on:click=move |_| s5(Command::Restart { delay_ms: 1000 })>"Restart"</button>
-                <button data-action="get-state" on:click=move |_| s6(Command::GetState)>"Get state"</button>
-            </div>
+            <div class="actions">{quick}</div>
             <form class="row" on:submit=set_interval>
                 <label>"Telemetry every (ms)"
                     <input type="number" min="0" step="10" prop:value=interval

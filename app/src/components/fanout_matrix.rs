@@ -51,7 +51,7 @@ pub fn FanoutMatrix() -> impl IntoView {
         let f = view_sig.get()?;
         let tid = f.tid;
         let p = f.progress;
-        let answered = f.answered();
+        let answered = f.progress.answered();
         let pct = if p.expected == 0 {
             100.0
         } else {

@@ -143,6 +143,11 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// Members that answered: succeeded, failed or rejected.
+    pub fn answered(&self) -> usize {
+        self.succeeded + self.failed + self.rejected
+    }
+
     pub(super) fn count(&mut self, phase: &Phase, delta: isize) {
         let slot = match phase {
             Phase::Queued | Phase::Sent | Phase::Delivered => &mut self.pending,

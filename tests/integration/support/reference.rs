@@ -79,10 +79,7 @@ pub fn configure(program: &str, values: [&str; 5]) -> String {
     let mut found = [0usize; 5];
     let mut out = String::with_capacity(program.len() + 256);
     for line in program.lines() {
-        match GLOBALS
-            .iter()
-            .position(|g| line.starts_with(&format!("{g} = ")))
-        {
+        match assigned_global(line) {
             Some(i) => {
                 found[i] += 1;
                 out.push_str(&format!("{} = {:?}", GLOBALS[i], values[i]));
@@ -100,6 +97,14 @@ pub fn configure(program: &str, values: [&str; 5]) -> String {
     out
 }
 
+/// Which of [`GLOBALS`] `line` assigns, if any (by its index).
+fn assigned_global(line: &str) -> Option<usize> {
+    GLOBALS.iter().position(|g| {
+        line.strip_prefix(g)
+            .is_some_and(|rest| rest.starts_with(" = "))
+    })
+}
+
 /// Fails unless `configured` is `original` with only the assignments of [`GLOBALS`] changed.
 pub fn only_globals_differ(original: &str, configured: &str) -> Result<(), String> {
     let (a, b): (Vec<&str>, Vec<&str>) = (original.lines().collect(), configured.lines().collect());
@@ -110,14 +115,22 @@ pub fn only_globals_differ(original: &str, configured: &str) -> Result<(), Strin
         if was == is {
             continue;
         }
-        let global = |l: &str| GLOBALS.iter().find(|g| l.starts_with(&format!("{g} = ")));
-        match (global(was), global(is)) {
+        match (assigned_global(was), assigned_global(is)) {
             (Some(g), Some(h)) if g == h => {}
             _ => return Err(format!("line {}: {was:?} became {is:?}", n + 1)),
         }
     }
     Ok(())
 }
+
+/// The document's two programs, read and extracted once for all tests.
+fn reference_programs() -> &'static (String, String) {
+    static PROGRAMS: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+    PROGRAMS.get_or_init(|| programs(&document()))
+}
+
+/// How long a reference program may take to connect and subscribe.
+const STARTUP: Duration = Duration::from_secs(20);
 
 /// The Python with the reference programs' SDK.
 pub fn python() -> PathBuf {
@@ -169,17 +182,24 @@ impl Setup {
         self.pki.client(name)
     }
 
-    /// `client.py` as device `device1`, connected with its own certificate.
+    /// `client.py` as device `device1`, connected with its own certificate and listening for
+    /// commands.
     pub async fn client_py(&self) -> Reference {
-        let (client, _) = programs(&document());
-        self.start_program("client.py", &client, "device1").await
+        let (client, _) = reference_programs();
+        let mut program = self.start_program("client.py", client, "device1").await;
+        program.expect_line("Listening for commands", STARTUP).await;
+        program
     }
 
-    /// `application.py` as `app1`, connected with its own certificate.
+    /// `application.py` as `app1`, connected with its own certificate and subscribed to
+    /// device1's answers.
     pub async fn application_py(&self) -> Reference {
-        let (_, application) = programs(&document());
-        self.start_program("application.py", &application, "app1")
-            .await
+        let (_, application) = reference_programs();
+        let mut program = self
+            .start_program("application.py", application, "app1")
+            .await;
+        program.expect_line("Subscribed with", STARTUP).await;
+        program
     }
 
     async fn start_program(&self, name: &str, program: &str, client_id: &str) -> Reference {
