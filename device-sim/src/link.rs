@@ -1,13 +1,15 @@
-//! One MQTT connection: a protocol [`Session`] driven over a [`Transport`] with tokio timers.
+//! One MQTT connection: a protocol [`Engine`] (a device's [`Session`], or the sender's
+//! [`Client`](switchboard_protocol::Client)) driven over a [`Transport`] with tokio timers.
 //!
-//! The session decides everything (what to send, when to ping, when to reconnect); the link only
-//! carries out its requests and turns socket reads and timer expiries into session input. Devices
+//! The engine decides everything (what to send, when to ping, when to reconnect); the link only
+//! carries out its requests and turns socket reads and timer expiries into engine input. Devices
 //! and the command sender both sit on top of it.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use switchboard_protocol::session::{Publish, PublishId, Session, SessionError, SessionEvent};
+use switchboard_protocol::engine::{Engine, TransportRequest};
+use switchboard_protocol::session::{Publish, PublishId, Session, SessionError};
 use switchboard_protocol::Timestamp;
 use tokio::time::Instant;
 use tokio_rustls::rustls;
@@ -41,19 +43,19 @@ pub enum Wake {
     Interrupted,
 }
 
-/// A session, the transport it asked for, and the broker to reach.
+/// An engine, the transport it asked for, and the broker to reach.
 #[derive(Debug)]
-pub struct Link {
-    session: Session,
+pub struct Link<E: Engine = Session> {
+    session: E,
     url: BrokerUrl,
     tls: Option<Arc<rustls::ClientConfig>>,
     transport: Option<Transport>,
     buf: Vec<u8>,
 }
 
-impl Link {
-    /// A link that has not connected yet; call [`Link::session_mut`]`.connect(now)` to start.
-    pub fn new(session: Session, endpoint: &Endpoint) -> Link {
+impl<E: Engine> Link<E> {
+    /// A link that has not connected yet; tell the engine to connect to start.
+    pub fn new(session: E, endpoint: &Endpoint) -> Link<E> {
         Link {
             session,
             url: endpoint.url.clone(),
@@ -63,19 +65,14 @@ impl Link {
         }
     }
 
-    /// The session, to subscribe, publish, connect or disconnect.
-    pub fn session_mut(&mut self) -> &mut Session {
+    /// The engine, to subscribe, publish, connect or disconnect.
+    pub fn session_mut(&mut self) -> &mut E {
         &mut self.session
     }
 
-    /// The session.
-    pub fn session(&self) -> &Session {
+    /// The engine.
+    pub fn session(&self) -> &E {
         &self.session
-    }
-
-    /// Publishes through the session.
-    pub fn publish(&mut self, p: Publish) -> Result<PublishId, SessionError> {
-        self.session.publish(p, now())
     }
 
     /// Drops the transport without a word to the broker, as a power cut would: the broker
@@ -87,7 +84,7 @@ impl Link {
 
     /// Writes what the session wants written and carries out its transport requests; session
     /// events go to `events`.
-    pub async fn flush(&mut self, events: &mut Vec<SessionEvent>) {
+    pub async fn flush(&mut self, events: &mut Vec<E::Event>) {
         loop {
             while let Some(bytes) = self.session.poll_transmit() {
                 if let Some(t) = self.transport.as_mut() {
@@ -101,8 +98,8 @@ impl Link {
             let Some(event) = self.session.poll_event() else {
                 return;
             };
-            match event {
-                SessionEvent::OpenTransport => {
+            match E::transport_request(&event) {
+                Some(TransportRequest::Open) => {
                     match tokio::time::timeout(
                         CONNECT_TIMEOUT,
                         // Boxed: the connect future is large and would otherwise sit in every
@@ -125,12 +122,12 @@ impl Link {
                         }
                     }
                 }
-                SessionEvent::CloseTransport => {
+                Some(TransportRequest::Close) => {
                     if let Some(t) = self.transport.take() {
                         t.close().await;
                     }
                 }
-                other => events.push(other),
+                None => events.push(event),
             }
         }
     }
@@ -140,7 +137,7 @@ impl Link {
     pub async fn step(
         &mut self,
         deadline: Option<Instant>,
-        events: &mut Vec<SessionEvent>,
+        events: &mut Vec<E::Event>,
         interrupt: impl std::future::Future<Output = ()>,
     ) -> Wake {
         self.flush(events).await;
@@ -182,5 +179,12 @@ impl Link {
         }
         self.flush(events).await;
         wake
+    }
+}
+
+impl Link<Session> {
+    /// Publishes through the session.
+    pub fn publish(&mut self, p: Publish) -> Result<PublishId, SessionError> {
+        self.session.publish(p, now())
     }
 }

@@ -1,15 +1,15 @@
 //! The command-line sender: one command to a device or a group, followed to its outcome by the
 //! protocol's command tracker, exactly as the panel does it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::Duration;
 
-use switchboard_protocol::session::{QoS, Session, SessionConfig, SessionEvent};
-use switchboard_protocol::topic::{self, Topic};
+use switchboard_protocol::client::{Client, ClientEvent, Dialect, Switchboard};
+use switchboard_protocol::session::{SessionConfig, SessionEvent};
 use switchboard_protocol::tracker::{
-    CommandTracker, Phase, SendOptions, Target, Tracked, TrackerConfig,
+    CommandTracker, Phase, Retention, SendOptions, Target, Tracked, TrackerConfig, TrackerEvent,
 };
-use switchboard_protocol::{Command, IssuerId, Tid};
+use switchboard_protocol::{Command, Engine, IssuerId, Tid};
 use tokio::time::Instant;
 
 use crate::link::{instant_at, now, Link, Wake};
@@ -39,13 +39,11 @@ pub struct SendRequest {
     pub timeout: Duration,
 }
 
-/// A connected application: a protocol session and a command tracker, following commands to
-/// their outcome exactly as the panel does.
+/// A connected application: the protocol's [`Client`] (a session and a command tracker) over a
+/// link, following commands to their outcome exactly as the panel does.
 #[derive(Debug)]
 pub struct Operator {
-    link: Link,
-    tracker: CommandTracker,
-    publishes: HashMap<u64, Tid>,
+    link: Link<Client>,
     delivered: HashSet<Tid>,
 }
 
@@ -66,23 +64,22 @@ impl Operator {
         let issuer = IssuerId::new("cli")?;
         let mut config = TrackerConfig::new(issuer);
         config.deadline = opts.timeout;
-        // A time-based first sequence number keeps successive invocations in order on devices.
-        config.first_seq = now().as_millis().saturating_mul(1000);
-        let tracker = CommandTracker::new(config, fastrand::u64(..));
+        config.first_seq = TrackerConfig::first_seq_at(now());
+        // A sender lives for one command or one burst: it keeps every command to report on.
+        config.retention = Retention {
+            commands: usize::MAX,
+            members: usize::MAX,
+            age: Duration::MAX,
+        };
+        let mut client = Client::new(config, Switchboard, fastrand::u64(..));
 
         let mut sc = SessionConfig::new(format!("cli-{:08x}", fastrand::u32(..)));
         opts.endpoint.apply(&mut sc);
         sc.max_offline_queue = 100_000;
-        let mut link = Link::new(Session::new(sc, fastrand::u64(..))?, &opts.endpoint);
-        link.session_mut()
-            .subscribe(topic::ALL_RESPONSES, QoS::AtLeastOnce, now())?;
-        link.session_mut()
-            .subscribe(topic::ALL_STATUS, QoS::AtLeastOnce, now())?;
-        link.session_mut().connect(now());
+        client.connect(sc, now())?;
+        let subscriptions = Switchboard.subscriptions().len();
         let mut op = Operator {
-            link,
-            tracker,
-            publishes: HashMap::new(),
+            link: Link::new(client, &opts.endpoint),
             delivered: HashSet::new(),
         };
         let mut events = Vec::new();
@@ -97,30 +94,27 @@ impl Operator {
                 .await;
             for e in events.drain(..) {
                 match e {
-                    SessionEvent::Subscribed { .. } => subscribed += 1,
-                    SessionEvent::ConnectionRefused { reason, .. } => {
+                    ClientEvent::Session(SessionEvent::Subscribed { .. }) => subscribed += 1,
+                    ClientEvent::Session(SessionEvent::ConnectionRefused { reason, .. }) => {
                         anyhow::bail!(
                             "{}: the broker refused the connection: {reason}",
                             opts.endpoint.url
                         )
                     }
-                    SessionEvent::Message(m) => {
-                        if matches!(Topic::parse(&m.topic), Some(Topic::Status(_))) {
-                            // More retained statuses are arriving: keep listening a little.
-                            quiet_until = Some(
-                                Instant::now() + opts.presence_wait.min(Duration::from_millis(200)),
-                            );
-                        }
-                        op.on_message(&m.topic, &m.payload);
+                    ClientEvent::Presence { .. } => {
+                        // More retained statuses are arriving: keep listening a little.
+                        quiet_until = Some(
+                            Instant::now() + opts.presence_wait.min(Duration::from_millis(200)),
+                        );
                     }
-                    _ => {}
+                    other => op.note(&other),
                 }
             }
-            if subscribed >= 2 && quiet_until.is_none() {
+            if subscribed >= subscriptions && quiet_until.is_none() {
                 quiet_until = Some(Instant::now() + opts.presence_wait);
             }
             if woke == Wake::Deadline {
-                if subscribed >= 2 {
+                if subscribed >= subscriptions {
                     return Ok(op);
                 }
                 anyhow::bail!(
@@ -133,12 +127,12 @@ impl Operator {
 
     /// The tracker, to read commands' state.
     pub fn tracker(&self) -> &CommandTracker {
-        &self.tracker
+        self.link.session().tracker()
     }
 
-    /// The tracker, to submit commands.
-    pub fn tracker_mut(&mut self) -> &mut CommandTracker {
-        &mut self.tracker
+    /// The client, to submit commands.
+    pub fn client_mut(&mut self) -> &mut Client {
+        self.link.session_mut()
     }
 
     /// Whether the broker acknowledged (at least once) the command `tid`.
@@ -146,56 +140,35 @@ impl Operator {
         self.delivered.contains(tid)
     }
 
-    fn on_message(&mut self, topic: &str, payload: &[u8]) {
-        match Topic::parse(topic) {
-            Some(Topic::Response(d)) => self.tracker.handle_response(&d, payload, now()),
-            Some(Topic::Status(d)) => self.tracker.handle_status(&d, payload),
-            _ => {}
+    fn note(&mut self, event: &ClientEvent) {
+        if let ClientEvent::Command(TrackerEvent::Member {
+            tid,
+            phase: Phase::Delivered,
+            ..
+        }) = event
+        {
+            self.delivered.insert(*tid);
         }
+        tracing::debug!(?event, "client");
     }
 
-    /// Moves commands, answers and timers along until `done` says so. Tracker events are logged.
+    /// Moves commands, answers and timers along until `done` says so. Events are logged.
     pub async fn run_until(&mut self, mut done: impl FnMut(&Operator) -> bool) {
         let mut events = Vec::new();
         loop {
-            while let Some(out) = self.tracker.poll_transmit() {
-                match self.link.publish(out.to_publish()) {
-                    Ok(id) => {
-                        self.publishes.insert(id.as_u64(), out.tid);
-                        self.tracker.handle_sent(out.tid, now());
-                    }
-                    Err(e) => self
-                        .tracker
-                        .handle_send_failed(out.tid, e.to_string(), now()),
-                }
-            }
-            while let Some(e) = self.tracker.poll_event() {
-                tracing::debug!(?e, "tracker");
+            self.link.flush(&mut events).await;
+            for e in events.drain(..) {
+                self.note(&e);
             }
             if done(self) {
                 return;
             }
-            let deadline = self.tracker.poll_timeout().map(instant_at);
+            let deadline = self.link.session_mut().poll_timeout().map(instant_at);
             self.link
                 .step(deadline, &mut events, std::future::pending())
                 .await;
-            self.tracker.handle_timeout(now());
             for e in events.drain(..) {
-                match e {
-                    SessionEvent::Delivered(id) => {
-                        if let Some(tid) = self.publishes.remove(&id.as_u64()) {
-                            self.tracker.handle_delivered(tid);
-                            self.delivered.insert(tid);
-                        }
-                    }
-                    SessionEvent::PublishFailed { id, reason } => {
-                        if let Some(tid) = self.publishes.remove(&id.as_u64()) {
-                            self.tracker.handle_send_failed(tid, reason, now());
-                        }
-                    }
-                    SessionEvent::Message(m) => self.on_message(&m.topic, &m.payload),
-                    _ => {}
-                }
+                self.note(&e);
             }
         }
     }
@@ -219,12 +192,12 @@ pub async fn send(req: SendRequest) -> anyhow::Result<Tracked> {
     .await?;
     let tid = match &req.payload {
         Payload::Command(c) => {
-            op.tracker
+            op.client_mut()
                 .submit(req.target.clone(), c, SendOptions::default(), now())
         }
         Payload::Text(t) => match &req.target {
             Target::Device(d) => {
-                op.tracker
+                op.client_mut()
                     .submit_text(d.clone(), t, SendOptions::default(), now())
             }
             Target::Group(_) => anyhow::bail!("text commands go to one device, not a group"),
@@ -232,11 +205,11 @@ pub async fn send(req: SendRequest) -> anyhow::Result<Tracked> {
     };
     let wait = req.wait;
     op.run_until(|op| {
-        op.tracker.get(&tid).is_none_or(Tracked::is_finished) || (!wait && op.delivered(&tid))
+        op.tracker().get(&tid).is_none_or(Tracked::is_finished) || (!wait && op.delivered(&tid))
     })
     .await;
     let tracked = op
-        .tracker
+        .tracker()
         .get(&tid)
         .cloned()
         .ok_or_else(|| anyhow::anyhow!("command {tid} vanished"))?;

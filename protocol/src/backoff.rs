@@ -53,6 +53,25 @@ impl Backoff {
         let floor = u64::try_from(self.floor.as_millis()).unwrap_or(0).min(ms);
         Duration::from_millis(rng.u64(floor..=ms))
     }
+
+    /// A delay for `attempt` that is never shorter than `at_least` (a measured retransmission
+    /// timeout): the window's base grows to `at_least` and its lower edge rises to it, so the delay
+    /// is drawn uniformly from `[at_least, min(cap, max(base, at_least) * 2^attempt)]`. Waiting
+    /// less than the measured round trip only adds a copy that the answer overtakes. Everything
+    /// stays within `floor..=cap`; with `at_least` zero this is [`Backoff::delay`].
+    pub fn delay_at_least(
+        &self,
+        attempt: u32,
+        at_least: Duration,
+        rng: &mut fastrand::Rng,
+    ) -> Duration {
+        let widened = Backoff {
+            base: self.base.max(at_least),
+            floor: self.floor.max(at_least).min(self.cap),
+            cap: self.cap,
+        };
+        widened.delay(attempt, rng)
+    }
 }
 
 impl Default for Backoff {
@@ -97,6 +116,24 @@ mod tests {
                 seen.len()
             );
         }
+    }
+
+    #[test]
+    fn a_measured_timeout_raises_the_window_but_not_past_the_cap() {
+        let b = Backoff::COMMANDS;
+        let mut rng = fastrand::Rng::with_seed(3);
+        for attempt in 0..6 {
+            for _ in 0..100 {
+                let d = b.delay_at_least(attempt, Duration::from_millis(1_200), &mut rng);
+                assert!(d >= Duration::from_millis(1_200), "{d:?}");
+                assert!(d <= b.cap.max(Duration::from_millis(1_200) * (1 << attempt)));
+                assert!(d <= b.cap);
+                let huge = b.delay_at_least(attempt, Duration::from_secs(60), &mut rng);
+                assert_eq!(huge, b.cap, "a timeout beyond the cap is the cap");
+            }
+        }
+        let zero = b.delay_at_least(2, Duration::ZERO, &mut fastrand::Rng::with_seed(9));
+        assert_eq!(zero, b.delay(2, &mut fastrand::Rng::with_seed(9)));
     }
 
     #[test]

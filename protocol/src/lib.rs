@@ -14,6 +14,9 @@
 //! - [`session`]: an MQTT 5 / 3.1.1 client session on top of `mqtt-protocol-core`.
 //! - [`gate`]: what a device runs before acting (duplicates, ordering, expiry, sequences, journal).
 //! - [`tracker`]: what an application runs to follow every command to a terminal state.
+//! - [`client`]: a session and a tracker wired together behind one surface, with the topics and
+//!   codec of a [`client::Dialect`]: what the panel and the command-line sender drive.
+//! - [`engine`]: the one driving surface that a session and a client share.
 //!
 //! Every type that drives time follows one shape, after quinn-proto: `handle_*(.., now)` feeds input,
 //! `poll_*()` drains output, `poll_timeout()` names the next deadline and `handle_timeout(now)` fires it.
@@ -22,7 +25,9 @@
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
 pub mod backoff;
+pub mod client;
 pub mod command;
+pub mod engine;
 pub mod envelope;
 pub mod error;
 pub mod gate;
@@ -32,6 +37,8 @@ pub mod topic;
 pub mod tracker;
 
 pub use backoff::Backoff;
+pub use client::Client;
+pub use engine::Engine;
 pub use command::Command;
 pub use envelope::{DeviceState, Outcome, Rejection, Request, Response, Tid};
 pub use error::{DecodeError, IdError};

@@ -307,7 +307,7 @@ async fn a_broker_restart_during_a_burst_loses_and_repeats_nothing(kind: Kind) {
         let cmd = Command::Light { on: i % 2 == 0 };
         tids.push((
             device.clone(),
-            op.tracker_mut()
+            op.client_mut()
                 .submit(to(&device), &cmd, SendOptions::default(), now()),
         ));
     }

@@ -21,8 +21,28 @@
 //!
 //! Responses that match nothing (unknown TID, a device not targeted, a malformed payload) and answers
 //! that arrive after a member was given up on are reported as events, never dropped and never fatal.
+//!
+//! Retransmission adapts to what it measures instead of storming a saturated fleet:
+//! - a command is retransmitted no sooner than its device's retransmission timeout, computed from
+//!   measured round trips as RFC 6298 does ([`RoundTrip`]), within the [`Backoff`] bounds and
+//!   with full jitter above it;
+//! - a fan-out's stragglers are retransmitted to only once answers to that command have stopped
+//!   arriving for a quiet period (the fleet's timeout, at least the backoff base): while answers
+//!   stream in, the broker is busy delivering them, and more copies would only slow it down;
+//! - at most [`TrackerConfig::max_straggler_retransmissions`] straggler retransmissions are in
+//!   flight at once; the rest wait for a later round.
+//!
+//! Finished commands are forgotten by the [`Retention`] rule (count, fan-out members, age), with a
+//! [`TrackerEvent::Forgotten`] each; outstanding commands never are.
+//!
+//! [`Backoff`]: crate::backoff::Backoff
 
 mod model;
+mod presence;
+mod retention;
+mod retransmit;
+mod rtt;
+mod snapshot;
 
 use core::time::Duration;
 use std::cmp::Reverse;
@@ -30,12 +50,18 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 
 use crate::command::Command;
 use crate::envelope::{
-    decode_response, decode_status, IncomingResponse, Outcome, Request, Response, Tid, VERSION,
+    decode_response, IncomingResponse, Outcome, Request, Response, Tid, VERSION,
 };
+use crate::error::DecodeError;
 use crate::time::Timestamp;
 use crate::topic::{self, DeviceId};
 
 pub use model::*;
+pub use retention::Retention;
+pub use rtt::RoundTrip;
+
+use retention::FinishedQueue;
+use retransmit::device_timeout;
 
 /// The application-side tracker. See the module documentation.
 #[derive(Debug)]
@@ -51,6 +77,13 @@ pub struct CommandTracker {
     presence: HashMap<DeviceId, Presence>,
     /// Per device, outstanding text commands, oldest first.
     text_outstanding: HashMap<DeviceId, Vec<Tid>>,
+    /// Per device, measured round trips.
+    round_trips: HashMap<DeviceId, RoundTrip>,
+    /// Over every device: stands in for devices not measured yet, and paces fan-outs.
+    fleet_round_trip: RoundTrip,
+    /// Straggler retransmissions in flight (members with `retry_in_flight`).
+    stragglers_in_flight: usize,
+    finished: FinishedQueue,
 }
 
 impl CommandTracker {
@@ -66,6 +99,10 @@ impl CommandTracker {
             events: Default::default(),
             presence: HashMap::new(),
             text_outstanding: HashMap::new(),
+            round_trips: HashMap::new(),
+            fleet_round_trip: RoundTrip::default(),
+            stragglers_in_flight: 0,
+            finished: FinishedQueue::default(),
         }
     }
 
@@ -156,13 +193,7 @@ impl CommandTracker {
             .map(|d| {
                 progress.expected += 1;
                 progress.pending += 1;
-                let m = Member {
-                    phase: Phase::Queued,
-                    finished_at: None,
-                    response: None,
-                    late: false,
-                };
-                (d, m)
+                (d, Member::new(Phase::Queued))
             })
             .collect();
         let tracked = Tracked {
@@ -173,6 +204,9 @@ impl CommandTracker {
             text,
             created_at: now,
             deadline: now + deadline,
+            first_sent_at: None,
+            last_answer_at: None,
+            finished_at: None,
             attempts: 0,
             next_retry: None,
             members,
@@ -182,24 +216,7 @@ impl CommandTracker {
         self.commands.insert(tid, tracked);
         self.transmit.push_back((tid, None));
         if progress.expected == 0 {
-            self.finish_if_done(tid);
-        }
-    }
-
-    /// The members a target is expected to have, from presence.
-    fn expected_members(&self, target: &Target) -> Vec<DeviceId> {
-        match target {
-            Target::Device(d) => vec![d.clone()],
-            Target::Group(g) => {
-                let mut v: Vec<_> = self
-                    .presence
-                    .iter()
-                    .filter(|(_, p)| p.groups.contains(g))
-                    .map(|(d, _)| d.clone())
-                    .collect();
-                v.sort();
-                v
-            }
+            self.finish_if_done(tid, now);
         }
     }
 
@@ -269,10 +286,16 @@ impl CommandTracker {
         if t.text.is_some() || t.is_finished() {
             return;
         }
-        let delay = self
-            .config
-            .backoff
-            .delay(t.attempts.saturating_sub(1), &mut self.rng);
+        t.first_sent_at.get_or_insert(now);
+        let at_least = match &t.target {
+            Target::Device(d) => device_timeout(&self.round_trips, &self.fleet_round_trip, d),
+            Target::Group(_) => self.fleet_round_trip.timeout().unwrap_or_default(),
+        };
+        let delay = self.config.backoff.delay_at_least(
+            t.attempts.saturating_sub(1),
+            at_least,
+            &mut self.rng,
+        );
         let at = now + delay;
         if at < t.deadline {
             t.next_retry = Some(at);
@@ -319,43 +342,27 @@ impl CommandTracker {
         }
     }
 
-    /// A message arrived on `status/<device>`.
-    pub fn handle_status(&mut self, device: &DeviceId, payload: &[u8]) {
-        match decode_status(payload) {
-            Ok(Some(s)) => {
-                self.presence.insert(
-                    device.clone(),
-                    Presence {
-                        online: s.online,
-                        groups: s.groups,
-                    },
-                );
-            }
-            Ok(None) => {
-                self.presence.remove(device);
-            }
-            Err(error) => self.events.push_back(TrackerEvent::Malformed {
-                device: device.clone(),
-                error,
-            }),
+    /// A payload on one of `device`'s answer or presence topics could not be decoded.
+    pub fn handle_malformed(&mut self, device: &DeviceId, error: DecodeError) {
+        self.events.push_back(TrackerEvent::Malformed {
+            device: device.clone(),
+            error,
+        });
+    }
+
+    /// A message arrived on `cmd/<device>/resp` (the Switchboard envelope or the text form).
+    pub fn handle_response(&mut self, device: &DeviceId, payload: &[u8], now: Timestamp) {
+        match decode_response(payload) {
+            Ok(answer) => self.handle_answer(device, answer, now),
+            Err(error) => self.handle_malformed(device, error),
         }
     }
 
-    /// Sets presence directly (for devices known by other means).
-    pub fn set_presence(&mut self, device: DeviceId, presence: Presence) {
-        self.presence.insert(device, presence);
-    }
-
-    /// What presence says about `device`.
-    pub fn presence(&self, device: &DeviceId) -> Option<&Presence> {
-        self.presence.get(device)
-    }
-
-    /// A message arrived on `cmd/<device>/resp`.
-    pub fn handle_response(&mut self, device: &DeviceId, payload: &[u8], now: Timestamp) {
-        match decode_response(payload) {
-            Ok(IncomingResponse::Envelope(r)) => self.reconcile(device, r, now),
-            Ok(IncomingResponse::Text(t)) => {
+    /// An answer from `device`, decoded.
+    pub fn handle_answer(&mut self, device: &DeviceId, answer: IncomingResponse, now: Timestamp) {
+        match answer {
+            IncomingResponse::Envelope(r) => self.reconcile(device, r, now),
+            IncomingResponse::Text(t) => {
                 let outstanding = self.text_outstanding.get(device).map_or(0, Vec::len);
                 let Some(tid) = self
                     .text_outstanding
@@ -393,10 +400,6 @@ impl CommandTracker {
                 }
                 self.reconcile(device, r, now);
             }
-            Err(error) => self.events.push_back(TrackerEvent::Malformed {
-                device: device.clone(),
-                error,
-            }),
         }
     }
 
@@ -421,15 +424,8 @@ impl CommandTracker {
                 // A member that joined the group after the command was sent.
                 t.progress.expected += 1;
                 t.progress.pending += 1;
-                t.members.insert(
-                    device.clone(),
-                    Member {
-                        phase: Phase::Delivered,
-                        finished_at: None,
-                        response: None,
-                        late: false,
-                    },
-                );
+                t.members
+                    .insert(device.clone(), Member::new(Phase::Delivered));
             } else {
                 self.events.push_back(TrackerEvent::Unmatched {
                     device: device.clone(),
@@ -461,25 +457,40 @@ impl CommandTracker {
             // Otherwise a duplicate answer (a replay after a retransmission): nothing new.
             return;
         }
+        // Karn's rule: only an answer to a single transmission measures the round trip.
+        if let (1, 0, Some(sent)) = (t.attempts, m.retries, t.first_sent_at) {
+            let rtt = now.saturating_since(sent);
+            self.round_trips
+                .entry(device.clone())
+                .or_default()
+                .sample(rtt);
+            self.fleet_round_trip.sample(rtt);
+        }
+        if std::mem::take(&mut m.retry_in_flight) {
+            self.stragglers_in_flight = self.stragglers_in_flight.saturating_sub(1);
+        }
         t.progress.count(&m.phase, -1);
         t.progress.count(&phase, 1);
         m.phase = phase.clone();
         m.finished_at = Some(now);
         m.response = Some(r);
+        t.last_answer_at = Some(now);
         self.events.push_back(TrackerEvent::Member {
             tid,
             device: device.clone(),
             phase,
         });
-        self.finish_if_done(tid);
+        self.finish_if_done(tid, now);
     }
 
-    fn finish_if_done(&mut self, tid: Tid) {
+    fn finish_if_done(&mut self, tid: Tid, now: Timestamp) {
         let Some(t) = self.commands.get_mut(&tid) else {
             return;
         };
         if t.is_finished() {
             t.next_retry = None;
+            t.finished_at = Some(now);
+            self.finished.push(now, tid, t.members.len());
             if t.text.is_some() {
                 if let Target::Device(d) = &t.target {
                     if let Some(v) = self.text_outstanding.get_mut(d) {
@@ -491,6 +502,23 @@ impl CommandTracker {
                 tid,
                 progress: t.progress,
             });
+            self.forget_by_retention(now);
+        }
+    }
+
+    /// Forgets finished commands beyond the retention rule, oldest finished first.
+    fn forget_by_retention(&mut self, now: Timestamp) {
+        let commands = &mut self.commands;
+        while let Some(tid) =
+            self.finished
+                .pop_expired(&self.config.retention, now, |tid, finished_at| {
+                    commands
+                        .get(tid)
+                        .is_some_and(|t| t.is_finished() && t.finished_at == Some(finished_at))
+                })
+        {
+            commands.remove(&tid);
+            self.events.push_back(TrackerEvent::Forgotten { tid });
         }
     }
 
@@ -509,8 +537,10 @@ impl CommandTracker {
         None
     }
 
-    /// Fires retransmissions and deadlines due at `now`.
+    /// Fires retransmissions and deadlines due at `now`, and forgets what the retention rule's
+    /// age bound has passed.
     pub fn handle_timeout(&mut self, now: Timestamp) {
+        let quiet = self.quiet_period();
         while let Some(Reverse((at, tid))) = self.timers.peek().copied() {
             if at > now {
                 break;
@@ -526,26 +556,24 @@ impl CommandTracker {
                 self.expire(tid, now);
             } else if t.next_retry == Some(at) {
                 t.next_retry = None;
-                self.retransmit(tid);
+                // A fan-out still being answered waits until the answers pause.
+                let resume = t
+                    .last_answer_at
+                    .filter(|_| matches!(t.target, Target::Group(_)))
+                    .map(|last| last + quiet)
+                    .filter(|resume| *resume > now);
+                match resume {
+                    Some(resume) if resume < t.deadline => {
+                        t.next_retry = Some(resume);
+                        self.timers.push(Reverse((resume, tid)));
+                    }
+                    // Answers are still arriving right up to the deadline: no round at all.
+                    Some(_) => {}
+                    None => self.retransmit(tid, now),
+                }
             }
         }
-    }
-
-    fn retransmit(&mut self, tid: Tid) {
-        let Some(t) = self.commands.get_mut(&tid) else {
-            return;
-        };
-        if let Target::Device(_) = t.target {
-            self.transmit.push_back((tid, None));
-            return;
-        }
-        t.attempts += 1;
-        // Stragglers get the same TID on their own topics; members that answered do not.
-        for (d, m) in &t.members {
-            if !m.phase.is_terminal() {
-                self.transmit.push_back((tid, Some(d.clone())));
-            }
-        }
+        self.forget_by_retention(now);
     }
 
     fn expire(&mut self, tid: Tid, now: Timestamp) {
@@ -555,6 +583,9 @@ impl CommandTracker {
         for (d, m) in t.members.iter_mut() {
             if m.phase.is_terminal() {
                 continue;
+            }
+            if std::mem::take(&mut m.retry_in_flight) {
+                self.stragglers_in_flight = self.stragglers_in_flight.saturating_sub(1);
             }
             let phase = if m.phase == Phase::Delivered {
                 Phase::TimedOut {
@@ -574,37 +605,7 @@ impl CommandTracker {
                 phase,
             });
         }
-        self.finish_if_done(tid);
-    }
-
-    /// Gives the members of `tid` that timed out or expired another `deadline`, retransmitting to
-    /// them with the same TID. Returns how many were reopened.
-    pub fn retry_stragglers(&mut self, tid: Tid, deadline: Duration, now: Timestamp) -> usize {
-        let Some(t) = self.commands.get_mut(&tid) else {
-            return 0;
-        };
-        if t.text.is_some() {
-            return 0;
-        }
-        let mut reopened = Vec::new();
-        for (d, m) in t.members.iter_mut() {
-            if matches!(m.phase, Phase::TimedOut { .. } | Phase::Expired) {
-                t.progress.count(&m.phase, -1);
-                t.progress.count(&Phase::Queued, 1);
-                m.phase = Phase::Queued;
-                m.finished_at = None;
-                reopened.push(d.clone());
-            }
-        }
-        if reopened.is_empty() {
-            return 0;
-        }
-        t.deadline = now + deadline;
-        self.timers.push(Reverse((t.deadline, tid)));
-        for d in &reopened {
-            self.transmit.push_back((tid, Some(d.clone())));
-        }
-        reopened.len()
+        self.finish_if_done(tid, now);
     }
 
     /// The next event.
@@ -627,91 +628,29 @@ impl CommandTracker {
         self.commands.values().filter(|t| !t.is_finished()).count()
     }
 
-    /// Forgets finished commands that finished before `before`, to bound memory.
-    pub fn prune(&mut self, before: Timestamp) {
-        self.commands.retain(|_, t| {
-            !t.is_finished()
-                || t.members
-                    .values()
-                    .filter_map(|m| m.finished_at)
-                    .max()
-                    .is_some_and(|at| at >= before)
-        });
+    /// How many finished commands the retention rule has forgotten so far.
+    pub fn forgotten(&self) -> u64 {
+        self.finished.forgotten()
+    }
+
+    /// The measured round trips to `device`, if any.
+    pub fn round_trip(&self, device: &DeviceId) -> Option<&RoundTrip> {
+        self.round_trips.get(device)
+    }
+
+    /// The round trips measured over every device.
+    pub fn fleet_round_trip(&self) -> &RoundTrip {
+        &self.fleet_round_trip
+    }
+
+    /// Straggler retransmissions in flight now (at most
+    /// [`TrackerConfig::max_straggler_retransmissions`]).
+    pub fn stragglers_in_flight(&self) -> usize {
+        self.stragglers_in_flight
     }
 
     /// The sequence number the next command will get.
     pub fn next_seq(&self) -> u64 {
         self.next_seq
-    }
-
-    /// What must survive a restart of the application (a page reload): every unfinished command and
-    /// the sequence counter. Restore it with [`CommandTracker::restore`].
-    pub fn snapshot(&self) -> TrackerSnapshot {
-        let mut commands: Vec<Tracked> = self
-            .commands
-            .values()
-            .filter(|t| !t.is_finished())
-            .cloned()
-            .collect();
-        commands.sort_by_key(|t| t.created_at);
-        TrackerSnapshot {
-            next_seq: self.next_seq,
-            commands,
-        }
-    }
-
-    /// Takes back the unfinished commands of a [`CommandTracker::snapshot`], taken before a
-    /// restart, and follows them on.
-    ///
-    /// Whatever happened to them while the application was away is unknown: a member that was
-    /// queued is sent, a member that reached the broker keeps its phase and its command is
-    /// retransmitted with the same TID after the first backoff delay (the device replays its answer
-    /// rather than run it again; an answer the broker kept for the application's persistent session
-    /// usually arrives first). Text commands are never retransmitted. Deadlines stay as they were:
-    /// a command whose deadline passed meanwhile times out at once. Commands already known are left
-    /// alone; the sequence counter never goes backwards.
-    pub fn restore(&mut self, snapshot: TrackerSnapshot, now: Timestamp) {
-        self.next_seq = self.next_seq.max(snapshot.next_seq);
-        for mut t in snapshot.commands {
-            if t.is_finished() || self.commands.contains_key(&t.tid) {
-                continue;
-            }
-            let tid = t.tid;
-            let text = t.text.is_some();
-            let mut queued = false;
-            for m in t.members.values_mut() {
-                if m.phase == Phase::Sent && !text {
-                    // The session that was sending it is gone: send it again.
-                    m.phase = Phase::Queued;
-                }
-                queued |= m.phase == Phase::Queued;
-            }
-            t.next_retry = None;
-            self.timers.push(Reverse((t.deadline, tid)));
-            if text {
-                if let Target::Device(d) = &t.target {
-                    self.text_outstanding
-                        .entry(d.clone())
-                        .or_default()
-                        .push(tid);
-                }
-                if queued && t.attempts == 0 {
-                    self.transmit.push_back((tid, None));
-                }
-            } else if queued {
-                self.transmit.push_back((tid, None));
-            } else {
-                let at = now
-                    + self
-                        .config
-                        .backoff
-                        .delay(t.attempts.saturating_sub(1), &mut self.rng);
-                if at < t.deadline {
-                    t.next_retry = Some(at);
-                    self.timers.push(Reverse((at, tid)));
-                }
-            }
-            self.commands.insert(tid, t);
-        }
     }
 }

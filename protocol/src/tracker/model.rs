@@ -11,6 +11,8 @@ use crate::error::DecodeError;
 use crate::time::Timestamp;
 use crate::topic::{DeviceId, GroupId, IssuerId};
 
+use super::Retention;
+
 /// Settings of a tracker.
 #[derive(Clone, Debug)]
 pub struct TrackerConfig {
@@ -21,19 +23,35 @@ pub struct TrackerConfig {
     pub first_seq: u64,
     /// How long a command may take before it is reported as timed out.
     pub deadline: Duration,
-    /// Delays between retransmissions.
+    /// Bounds of the delays between retransmissions. Within them, a device's measured round trips
+    /// set the shortest delay (see [`RoundTrip`](super::RoundTrip)).
     pub backoff: Backoff,
+    /// How many finished commands are kept.
+    pub retention: Retention,
+    /// At most this many retransmissions to fan-out stragglers are in flight at once, over all
+    /// group commands; the other stragglers wait for a later round.
+    pub max_straggler_retransmissions: usize,
 }
 
 impl TrackerConfig {
-    /// Defaults: 30 s deadline, [`Backoff::COMMANDS`].
+    /// Defaults: 30 s deadline, [`Backoff::COMMANDS`], [`Retention::DEFAULT`], 256 straggler
+    /// retransmissions in flight.
     pub fn new(issuer: IssuerId) -> Self {
         TrackerConfig {
             issuer,
             first_seq: 1,
             deadline: Duration::from_secs(30),
             backoff: Backoff::COMMANDS,
+            retention: Retention::DEFAULT,
+            max_straggler_retransmissions: 256,
         }
+    }
+
+    /// A first sequence number taken from the clock (`now` in ms, times 1,000), so that an
+    /// application started again (a page reload, the next command-line run) keeps its commands in
+    /// order on devices without remembering anything. Leaves room for 1,000 commands per ms.
+    pub fn first_seq_at(now: Timestamp) -> u64 {
+        now.as_millis().saturating_mul(1000)
     }
 }
 
@@ -123,6 +141,25 @@ pub struct Member {
     pub response: Option<Response>,
     /// The answer came after the member had timed out.
     pub late: bool,
+    /// Retransmissions to this member on its own topic (a group's straggler rounds).
+    #[serde(default)]
+    pub retries: u32,
+    /// A straggler retransmission to it counts against the in-flight cap.
+    #[serde(skip)]
+    pub(super) retry_in_flight: bool,
+}
+
+impl Member {
+    pub(super) fn new(phase: Phase) -> Member {
+        Member {
+            phase,
+            finished_at: None,
+            response: None,
+            late: false,
+            retries: 0,
+            retry_in_flight: false,
+        }
+    }
 }
 
 /// Counts of members per kind of phase.
@@ -177,6 +214,16 @@ pub struct Tracked {
     pub created_at: Timestamp,
     /// When it will be given up on.
     pub deadline: Timestamp,
+    /// When the session first accepted it: round trips are measured from here.
+    #[serde(default)]
+    pub first_sent_at: Option<Timestamp>,
+    /// When a member last answered: a fan-out's stragglers are retransmitted to only once answers
+    /// have stopped arriving for a while.
+    #[serde(default)]
+    pub last_answer_at: Option<Timestamp>,
+    /// When its last member became terminal.
+    #[serde(default)]
+    pub finished_at: Option<Timestamp>,
     /// Transmissions so far (the first one included).
     pub attempts: u32,
     /// When the next retransmission is due, if one is planned.
@@ -318,6 +365,12 @@ pub enum TrackerEvent {
         device: DeviceId,
         /// What is wrong.
         error: DecodeError,
+    },
+    /// A finished command was forgotten under the retention rule
+    /// ([`TrackerConfig::retention`]).
+    Forgotten {
+        /// The command.
+        tid: Tid,
     },
     /// The session refused a publish (e.g. its offline queue is full); it will be retried.
     SendFailed {
