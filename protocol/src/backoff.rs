@@ -54,23 +54,22 @@ impl Backoff {
         Duration::from_millis(rng.u64(floor..=ms))
     }
 
-    /// A delay for `attempt` that is never shorter than `at_least` (a measured retransmission
-    /// timeout): the window's base grows to `at_least` and its lower edge rises to it, so the delay
-    /// is drawn uniformly from `[at_least, min(cap, max(base, at_least) * 2^attempt)]`. Waiting
-    /// less than the measured round trip only adds a copy that the answer overtakes. Everything
-    /// stays within `floor..=cap`; with `at_least` zero this is [`Backoff::delay`].
+    /// A delay for `attempt` that waits out `at_least` (a measured retransmission timeout) first:
+    /// `at_least` plus a full-jitter draw from the window for `attempt`, never more than `cap`.
+    /// Retransmitting sooner than the measured round trip only adds a copy that the answer
+    /// overtakes; the jitter on top still spreads many clients' retries apart. With `at_least`
+    /// zero this is [`Backoff::delay`].
     pub fn delay_at_least(
         &self,
         attempt: u32,
         at_least: Duration,
         rng: &mut fastrand::Rng,
     ) -> Duration {
-        let widened = Backoff {
-            base: self.base.max(at_least),
-            floor: self.floor.max(at_least).min(self.cap),
-            cap: self.cap,
-        };
-        widened.delay(attempt, rng)
+        let jitter = self.delay(attempt, rng);
+        if at_least.is_zero() {
+            return jitter;
+        }
+        (at_least + jitter).min(self.cap)
     }
 }
 
@@ -125,9 +124,12 @@ mod tests {
         for attempt in 0..6 {
             for _ in 0..100 {
                 let d = b.delay_at_least(attempt, Duration::from_millis(1_200), &mut rng);
-                assert!(d >= Duration::from_millis(1_200), "{d:?}");
-                assert!(d <= b.cap.max(Duration::from_millis(1_200) * (1 << attempt)));
-                assert!(d <= b.cap);
+                let window = b.ceiling(attempt);
+                assert!(d >= Duration::from_millis(1_200).min(b.cap), "{d:?}");
+                assert!(
+                    d <= (Duration::from_millis(1_200) + window).min(b.cap),
+                    "{d:?}"
+                );
                 let huge = b.delay_at_least(attempt, Duration::from_secs(60), &mut rng);
                 assert_eq!(huge, b.cap, "a timeout beyond the cap is the cap");
             }

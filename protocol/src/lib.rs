@@ -38,8 +38,8 @@ pub mod tracker;
 
 pub use backoff::Backoff;
 pub use client::Client;
-pub use engine::Engine;
 pub use command::Command;
+pub use engine::Engine;
 pub use envelope::{DeviceState, Outcome, Rejection, Request, Response, Tid};
 pub use error::{DecodeError, IdError};
 pub use gate::DeviceGate;

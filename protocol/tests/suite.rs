@@ -8,6 +8,8 @@ wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 mod gate;
 #[path = "suite/props.rs"]
 mod props;
+#[path = "suite/saturated.rs"]
+mod saturated;
 #[path = "suite/sim.rs"]
 mod sim;
 #[path = "suite/tracker.rs"]

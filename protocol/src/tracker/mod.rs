@@ -205,6 +205,7 @@ impl CommandTracker {
             created_at: now,
             deadline: now + deadline,
             first_sent_at: None,
+            last_sent_at: None,
             last_answer_at: None,
             finished_at: None,
             attempts: 0,
@@ -287,6 +288,7 @@ impl CommandTracker {
             return;
         }
         t.first_sent_at.get_or_insert(now);
+        t.last_sent_at = Some(now);
         let at_least = match &t.target {
             Target::Device(d) => device_timeout(&self.round_trips, &self.fleet_round_trip, d),
             Target::Group(_) => self.fleet_round_trip.timeout().unwrap_or_default(),

@@ -217,6 +217,9 @@ pub struct Tracked {
     /// When the session first accepted it: round trips are measured from here.
     #[serde(default)]
     pub first_sent_at: Option<Timestamp>,
+    /// When the session last accepted it (a retransmission included).
+    #[serde(default)]
+    pub last_sent_at: Option<Timestamp>,
     /// When a member last answered: a fan-out's stragglers are retransmitted to only once answers
     /// have stopped arriving for a while.
     #[serde(default)]

@@ -33,7 +33,14 @@ impl CommandTracker {
         let Some(t) = self.commands.get_mut(&tid) else {
             return;
         };
-        if let Target::Device(_) = t.target {
+        if let Target::Device(d) = &t.target {
+            let waited = t
+                .last_sent_at
+                .map_or(Duration::ZERO, |sent| now.saturating_since(sent));
+            self.round_trips
+                .entry(d.clone())
+                .or_default()
+                .back_off(waited, self.config.backoff.cap);
             self.transmit.push_back((tid, None));
             return;
         }

@@ -5,6 +5,13 @@
 //! either copy). The smoothed round-trip time and its variation follow the RFC's gains (1/8 and
 //! 1/4); the timeout is `SRTT + max(G, 4 * RTTVAR)`. The tracker keeps one estimate per device and
 //! one for the whole fleet, which stands in for devices not measured yet and paces fan-outs.
+//!
+//! Karn's rule alone would never measure a link slower than the first backoff window: every
+//! command there is retransmitted, so no answer is a valid sample. As RFC 6298 (5.5-5.7) does, a
+//! retransmission backs the timeout off and the backed-off value stays until a valid sample
+//! arrives. It backs off to the time waited in vain, not twice that as TCP does: on links that
+//! lose messages at random (not from congestion), doubling cost more commands their deadline in
+//! the seeded lossy schedules than it saved copies.
 
 use core::time::Duration;
 
@@ -19,6 +26,8 @@ pub struct RoundTrip {
     /// Round-trip variation, microseconds.
     rttvar_us: u64,
     samples: u64,
+    /// The timeout backed off by retransmissions since the last valid sample.
+    backed_off: Option<Duration>,
 }
 
 impl RoundTrip {
@@ -26,6 +35,7 @@ impl RoundTrip {
     pub fn sample(&mut self, rtt: Duration) {
         let r = u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX);
         self.samples = self.samples.saturating_add(1);
+        self.backed_off = None;
         match self.srtt_us {
             None => {
                 self.srtt_us = Some(r);
@@ -44,11 +54,24 @@ impl RoundTrip {
         self.srtt_us.map(Duration::from_micros)
     }
 
-    /// The retransmission timeout `SRTT + max(G, 4 * RTTVAR)`, once measured.
+    /// The retransmission timeout `SRTT + max(G, 4 * RTTVAR)`, or the backed-off one if that is
+    /// longer; `None` before anything was learnt.
     pub fn timeout(&self) -> Option<Duration> {
-        let srtt = self.srtt_us?;
-        let var = Duration::from_micros(self.rttvar_us.saturating_mul(4)).max(GRANULARITY);
-        Some(Duration::from_micros(srtt) + var)
+        let measured = self.srtt_us.map(|srtt| {
+            let var = Duration::from_micros(self.rttvar_us.saturating_mul(4)).max(GRANULARITY);
+            Duration::from_micros(srtt) + var
+        });
+        match (measured, self.backed_off) {
+            (Some(m), Some(b)) => Some(m.max(b)),
+            (m, b) => m.or(b),
+        }
+    }
+
+    /// A command went unanswered for `waited` and is being retransmitted: until the next valid
+    /// sample, the timeout is at least that (never more than `cap`).
+    pub fn back_off(&mut self, waited: Duration, cap: Duration) {
+        let waited = waited.min(cap);
+        self.backed_off = Some(self.backed_off.map_or(waited, |b| b.max(waited)));
     }
 
     /// How many samples it was built from.
@@ -87,6 +110,23 @@ mod tests {
         // The variation decays towards zero; the granularity keeps a margin.
         let t = r.timeout().unwrap();
         assert!(t >= ms(50) && t < ms(52), "{t:?}");
+    }
+
+    #[test]
+    fn a_retransmission_backs_off_until_a_valid_sample() {
+        let mut r = RoundTrip::default();
+        r.back_off(ms(400), ms(8_000));
+        assert_eq!(r.timeout(), Some(ms(400)));
+        r.back_off(ms(200), ms(8_000));
+        assert_eq!(r.timeout(), Some(ms(400)), "never shrinks without a sample");
+        r.back_off(ms(9_000), ms(8_000));
+        assert_eq!(r.timeout(), Some(ms(8_000)), "capped");
+        r.sample(ms(100));
+        assert_eq!(
+            r.timeout(),
+            Some(ms(300)),
+            "a valid sample ends the backoff"
+        );
     }
 
     #[test]

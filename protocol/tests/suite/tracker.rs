@@ -238,7 +238,10 @@ fn fan_out_reconciles_each_member_and_retries_only_stragglers() {
             break (due, retries);
         }
     };
-    assert!(due >= at(10 + 500), "retransmitted at {due} while answers were arriving");
+    assert!(
+        due >= at(10 + 500),
+        "retransmitted at {due} while answers were arriving"
+    );
     let mut topics: Vec<_> = retries.iter().map(|o| o.topic.as_str()).collect();
     topics.sort();
     assert_eq!(topics, ["cmd/d4/req", "cmd/d5/req"]);
@@ -499,4 +502,52 @@ fn a_snapshot_survives_a_restart_and_is_reconciled_after_it() {
         Phase::Expired
     );
     assert_eq!(t.outstanding(), 0);
+}
+
+#[test]
+fn finished_commands_are_forgotten_by_the_retention_rule_and_outstanding_ones_never() {
+    let mut c = TrackerConfig::new(IssuerId::new("app").unwrap());
+    c.deadline = Duration::from_secs(10);
+    c.retention = switchboard_protocol::tracker::Retention {
+        commands: 3,
+        members: 1_000,
+        age: Duration::from_secs(60),
+    };
+    let mut t = CommandTracker::new(c, 1);
+    // One command that stays outstanding, the oldest of all.
+    let open = t.submit(
+        Target::Device(dev("quiet")),
+        &Command::GetState,
+        SendOptions::default(),
+        at(0),
+    );
+    let mut done = Vec::new();
+    for i in 0..5u64 {
+        let tid = t.submit(
+            Target::Device(dev("d1")),
+            &Command::GetState,
+            SendOptions::default(),
+            at(i),
+        );
+        pump(&mut t, at(i));
+        t.handle_response(&dev("d1"), &answer(tid, "d1", Outcome::Succeeded), at(i));
+        done.push(tid);
+    }
+    let forgotten: Vec<Tid> = events(&mut t)
+        .into_iter()
+        .filter_map(|e| match e {
+            TrackerEvent::Forgotten { tid } => Some(tid),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(forgotten, done[..2], "the two oldest finished, in order");
+    assert_eq!(t.forgotten(), 2);
+    assert!(t.get(&open).is_some(), "outstanding commands are kept");
+    assert!(done[2..].iter().all(|tid| t.get(tid).is_some()));
+    // Age: a minute after they finished, the rest goes too (at the next timer or event).
+    t.handle_timeout(at(5 + 60_000));
+    assert!(done.iter().all(|tid| t.get(tid).is_none()));
+    assert_eq!(t.forgotten(), 5);
+    // The outstanding one timed out meanwhile and is now finished: kept until its own age.
+    assert!(t.get(&open).is_some_and(|c| c.is_finished()));
 }
