@@ -1,246 +1,148 @@
-//! What the panel shows, as reactive signals. Only [`crate::link`] writes them; components read
-//! them and call the link's actions.
+//! What the panel draws from, as reactive signals. Components get the read-only [`Store`]; the one
+//! [`StoreWriter`] belongs to the link, so data flows one way: socket -> client -> projection ->
+//! signals -> view.
 //!
 //! Each device and each command has its own signal, so an answer redraws one card and one row, not
 //! the fleet; lists hold ids only.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use leptos::prelude::*;
-use switchboard_protocol::envelope::{DeviceState, Status};
-use switchboard_protocol::{DeviceId, GroupId, Tid, Timestamp};
+use switchboard_protocol::{DeviceId, GroupId, Tid};
 
-use crate::view::{CommandView, FanoutView};
+use crate::device_view::DeviceView;
+use crate::view::{CommandView, Conn, FanoutView, Notice};
 
-/// How many telemetry samples a device keeps for its chart.
-pub const TELEMETRY_KEEP: usize = 60;
 /// How many notices are kept.
 pub const NOTICES_KEEP: usize = 200;
 
-/// The connection to the broker, for a person.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Conn {
-    /// Not connected and not trying.
-    Offline,
-    /// Opening the socket or waiting for the broker's answer.
-    Connecting,
-    /// Connected, speaking this protocol version.
-    Online {
-        /// `5` or `3.1.1`.
-        version: &'static str,
-    },
-    /// Lost; the next attempt is at this time.
-    Reconnecting {
-        /// When.
-        at: Timestamp,
-    },
-}
-
-/// What presence says about a device.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Presence {
-    /// It announced itself and is connected.
-    Online,
-    /// Its last will (or its own goodbye) says it is gone.
-    Offline,
-    /// It never announced itself (added by id).
-    Unknown,
-}
-
-impl Presence {
-    /// A short label.
-    pub fn label(self) -> &'static str {
-        match self {
-            Presence::Online => "online",
-            Presence::Offline => "offline",
-            Presence::Unknown => "presence unknown",
-        }
-    }
-}
-
-/// A command to a device that has not finished yet, as its card shows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Pending {
-    /// The command.
-    pub tid: Tid,
-    /// Its name.
-    pub cmd: String,
-    /// For `light`: the state asked for.
-    pub light: Option<bool>,
-    /// Its phase label (`queued`, `sent`, `delivered`, `retrying 2`).
-    pub phase: String,
-}
-
-/// One telemetry sample.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Sample {
-    /// When the device took it (device clock, ms).
-    pub at: u64,
-    /// The value drawn.
-    pub value: f64,
-}
-
-/// Everything the panel knows about one device.
-#[derive(Clone, Debug, PartialEq)]
-pub struct DeviceView {
-    /// Its id.
-    pub id: DeviceId,
-    /// Presence.
-    pub presence: Presence,
-    /// Groups it subscribes to.
-    pub groups: Vec<GroupId>,
-    /// Commands it says it understands.
-    pub capabilities: Vec<String>,
-    /// Last state it reported (status or an answer), if any.
-    pub state: Option<DeviceState>,
-    /// The light as a device that reports no state (the document's text devices) last confirmed
-    /// it, by succeeding at a light command.
-    pub light_confirmed: Option<bool>,
-    /// Its unfinished commands.
-    pub pending: Vec<Pending>,
-    /// The outcome of its last finished command, for a person.
-    pub last_outcome: Option<(String, bool)>,
-    /// Latest telemetry samples, oldest first.
-    pub telemetry: VecDeque<Sample>,
-    /// Telemetry period the samples say the device uses.
-    pub telemetry_interval_ms: Option<u64>,
-    /// Latest log lines published on its log topic.
-    pub log: Option<Vec<String>>,
-}
-
-impl DeviceView {
-    /// A device the panel has heard nothing from yet.
-    pub fn new(id: DeviceId, presence: Presence) -> Self {
-        DeviceView {
-            id,
-            presence,
-            groups: Vec::new(),
-            capabilities: Vec::new(),
-            state: None,
-            light_confirmed: None,
-            pending: Vec::new(),
-            last_outcome: None,
-            telemetry: VecDeque::new(),
-            telemetry_interval_ms: None,
-            log: None,
-        }
-    }
-
-    /// Takes in a retained status.
-    pub fn apply_status(&mut self, s: Status) {
-        self.presence = if s.online {
-            Presence::Online
-        } else {
-            Presence::Offline
-        };
-        if s.online || !s.groups.is_empty() {
-            self.groups = s.groups;
-        }
-        if !s.capabilities.is_empty() {
-            self.capabilities = s.capabilities;
-        }
-        if s.state.is_some() {
-            self.state = s.state;
-        }
-    }
-
-    /// The light as confirmed by the device.
-    pub fn light(&self) -> bool {
-        match &self.state {
-            Some(s) => s.light,
-            None => self.light_confirmed.unwrap_or(false),
-        }
-    }
-
-    /// The device confirmed a light command asking for `on`, without saying its state.
-    pub fn confirm_light(&mut self, on: bool) {
-        match &mut self.state {
-            Some(s) => s.light = on,
-            None => self.light_confirmed = Some(on),
-        }
-    }
-
-    /// The light state an unfinished command asks for, if any.
-    pub fn pending_light(&self) -> Option<bool> {
-        self.pending.iter().rev().find_map(|p| p.light)
-    }
-
-    /// Whether a filter (a name part or a group) selects this device.
-    pub fn matches(&self, filter: &str) -> bool {
-        let f = filter.trim();
-        f.is_empty()
-            || self.id.as_str().contains(f)
-            || self.groups.iter().any(|g| g.as_str().contains(f))
-    }
-}
-
-/// One line of the notices panel: answers that match nothing, malformed payloads, errors.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Notice {
-    /// When (browser clock).
-    pub at: Timestamp,
-    /// `error`, `warning` or `info`.
-    pub level: &'static str,
-    /// What happened, for a person.
-    pub text: String,
-}
-
-/// Every signal the panel draws from. `Copy`: pass it around freely.
+/// Every signal the panel draws from, read-only. `Copy`: pass it around freely.
 #[derive(Clone, Copy, Debug)]
 pub struct Store {
     /// The connection.
-    pub conn: RwSignal<Conn>,
+    pub conn: ReadSignal<Conn>,
     /// The last connection error, for a person (wrong URL, refused credentials, closed socket).
-    pub conn_error: RwSignal<Option<String>>,
+    pub conn_error: ReadSignal<Option<String>>,
     /// Device ids, sorted.
-    pub device_ids: RwSignal<Vec<DeviceId>>,
-    devices: StoredValue<HashMap<DeviceId, RwSignal<DeviceView>>>,
+    pub device_ids: ReadSignal<Vec<DeviceId>>,
     /// Known groups with their member counts.
-    pub groups: RwSignal<BTreeMap<GroupId, usize>>,
-    /// Commands, oldest first.
-    pub history: RwSignal<Vec<Tid>>,
-    commands: StoredValue<HashMap<Tid, RwSignal<CommandView>>>,
+    pub groups: ReadSignal<BTreeMap<GroupId, usize>>,
+    /// Commands kept, oldest first.
+    pub history: ReadSignal<VecDeque<Tid>>,
+    /// How many older finished commands the retention rule has dropped.
+    pub forgotten: ReadSignal<u64>,
     /// Notices, oldest first.
-    pub notices: RwSignal<VecDeque<Notice>>,
+    pub notices: ReadSignal<VecDeque<Notice>>,
     /// The device whose details are open.
-    pub selected: RwSignal<Option<DeviceId>>,
-    /// The group command whose matrix is open.
-    pub fanout: RwSignal<Option<Tid>>,
-    /// Its matrix.
-    pub fanout_view: RwSignal<Option<FanoutView>>,
+    pub selected: ReadSignal<Option<DeviceId>>,
+    /// The open group command's matrix.
+    pub fanout_view: ReadSignal<Option<FanoutView>>,
+    devices: StoredValue<HashMap<DeviceId, RwSignal<DeviceView>>>,
+    commands: StoredValue<HashMap<Tid, RwSignal<CommandView>>>,
 }
 
 impl Store {
-    /// An empty store.
-    pub fn new() -> Self {
-        Store {
-            conn: RwSignal::new(Conn::Offline),
-            conn_error: RwSignal::new(None),
-            device_ids: RwSignal::new(Vec::new()),
-            devices: StoredValue::new(HashMap::new()),
-            groups: RwSignal::new(BTreeMap::new()),
-            history: RwSignal::new(Vec::new()),
-            commands: StoredValue::new(HashMap::new()),
-            notices: RwSignal::new(VecDeque::new()),
-            selected: RwSignal::new(None),
-            fanout: RwSignal::new(None),
-            fanout_view: RwSignal::new(None),
+    /// A device's signal.
+    pub fn device(&self, id: &DeviceId) -> Option<ReadSignal<DeviceView>> {
+        self.devices
+            .with_value(|m| m.get(id).map(|s| s.read_only()))
+    }
+
+    /// A command's signal.
+    pub fn command(&self, tid: &Tid) -> Option<ReadSignal<CommandView>> {
+        self.commands
+            .with_value(|m| m.get(tid).map(|s| s.read_only()))
+    }
+}
+
+/// The writing half of the store: only the link holds it (and the pump it drives).
+#[derive(Clone, Copy, Debug)]
+pub struct StoreWriter {
+    store: Store,
+    conn: WriteSignal<Conn>,
+    conn_error: WriteSignal<Option<String>>,
+    device_ids: WriteSignal<Vec<DeviceId>>,
+    groups: WriteSignal<BTreeMap<GroupId, usize>>,
+    history: WriteSignal<VecDeque<Tid>>,
+    forgotten: WriteSignal<u64>,
+    notices: WriteSignal<VecDeque<Notice>>,
+    selected: WriteSignal<Option<DeviceId>>,
+    fanout_view: WriteSignal<Option<FanoutView>>,
+}
+
+impl StoreWriter {
+    /// An empty store and its writer.
+    pub fn new() -> StoreWriter {
+        let (conn, set_conn) = signal(Conn::Offline);
+        let (conn_error, set_conn_error) = signal(None);
+        let (device_ids, set_device_ids) = signal(Vec::new());
+        let (groups, set_groups) = signal(BTreeMap::new());
+        let (history, set_history) = signal(VecDeque::new());
+        let (forgotten, set_forgotten) = signal(0);
+        let (notices, set_notices) = signal(VecDeque::new());
+        let (selected, set_selected) = signal(None);
+        let (fanout_view, set_fanout_view) = signal(None);
+        StoreWriter {
+            store: Store {
+                conn,
+                conn_error,
+                device_ids,
+                groups,
+                history,
+                forgotten,
+                notices,
+                selected,
+                fanout_view,
+                devices: StoredValue::new(HashMap::new()),
+                commands: StoredValue::new(HashMap::new()),
+            },
+            conn: set_conn,
+            conn_error: set_conn_error,
+            device_ids: set_device_ids,
+            groups: set_groups,
+            history: set_history,
+            forgotten: set_forgotten,
+            notices: set_notices,
+            selected: set_selected,
+            fanout_view: set_fanout_view,
         }
     }
 
-    /// A device's signal.
-    pub fn device(&self, id: &DeviceId) -> Option<RwSignal<DeviceView>> {
-        self.devices.with_value(|m| m.get(id).copied())
+    /// The read-only store this writer writes.
+    pub fn store(&self) -> Store {
+        self.store
+    }
+
+    /// The connection and its last error, written only when they changed.
+    pub fn set_conn(&self, conn: Conn, error: Option<String>) {
+        if self.store.conn.get_untracked() != conn {
+            self.conn.set(conn);
+        }
+        if self.store.conn_error.get_untracked() != error {
+            self.conn_error.set(error);
+        }
+    }
+
+    /// Opens (or closes) a device's details.
+    pub fn set_selected(&self, device: Option<DeviceId>) {
+        if self.store.selected.get_untracked() != device {
+            self.selected.set(device);
+        }
+    }
+
+    /// Shows a group command's matrix.
+    pub fn set_fanout_view(&self, view: Option<FanoutView>) {
+        self.fanout_view.set(view);
     }
 
     /// Shows devices' latest views. New devices get a signal and join the sorted list in one
-    /// update (a fan-out can bring thousands at once); groups are recounted when membership
+    /// update (a discovery can bring thousands at once); groups are recounted when membership
     /// changed.
     pub fn put_devices(&self, views: Vec<DeviceView>) {
         let mut regroup = false;
         let mut added = Vec::new();
         for d in views {
-            match self.device(&d.id) {
+            match self.store.devices.with_value(|m| m.get(&d.id).copied()) {
                 Some(s) => {
                     regroup |= s.with_untracked(|old| old.groups != d.groups);
                     s.set(d);
@@ -248,7 +150,7 @@ impl Store {
                 None => {
                     regroup |= !d.groups.is_empty();
                     let id = d.id.clone();
-                    self.devices.update_value(|m| {
+                    self.store.devices.update_value(|m| {
                         m.insert(id.clone(), RwSignal::new(d));
                     });
                     added.push(id);
@@ -269,7 +171,7 @@ impl Store {
     /// Recounts group membership from the devices' views.
     fn recount_groups(&self) {
         let mut counts: BTreeMap<GroupId, usize> = BTreeMap::new();
-        self.devices.with_value(|m| {
+        self.store.devices.with_value(|m| {
             for s in m.values() {
                 s.with_untracked(|d| {
                     for g in &d.groups {
@@ -278,38 +180,66 @@ impl Store {
                 });
             }
         });
-        if self.groups.with_untracked(|g| *g != counts) {
+        if self.store.groups.with_untracked(|g| *g != counts) {
             self.groups.set(counts);
         }
     }
 
-    /// A command's signal.
-    pub fn command(&self, tid: &Tid) -> Option<RwSignal<CommandView>> {
-        self.commands.with_value(|m| m.get(tid).copied())
+    /// Shows commands' latest state, listing new ones at the end of the history in one update.
+    pub fn put_commands(&self, views: Vec<CommandView>) {
+        let mut added = Vec::new();
+        for c in views {
+            match self.store.commands.with_value(|m| m.get(&c.tid).copied()) {
+                Some(s) => s.set(c),
+                None => {
+                    let tid = c.tid;
+                    self.store.commands.update_value(|m| {
+                        m.insert(tid, RwSignal::new(c));
+                    });
+                    added.push(tid);
+                }
+            }
+        }
+        if !added.is_empty() {
+            self.history.update(|h| h.extend(added));
+        }
     }
 
-    /// Shows a command's latest state, listing it if it is new.
-    pub fn put_command(&self, t: CommandView) {
-        if let Some(s) = self.command(&t.tid) {
-            s.set(t);
+    /// Drops commands the tracker forgot; `total` is how many it has forgotten in all.
+    pub fn forget_commands(&self, tids: &[Tid], total: u64) {
+        if !tids.is_empty() {
+            let gone: HashSet<&Tid> = tids.iter().collect();
+            self.store.commands.update_value(|m| {
+                for tid in tids {
+                    if let Some(s) = m.remove(tid) {
+                        s.dispose();
+                    }
+                }
+            });
+            self.history.update(|h| h.retain(|t| !gone.contains(t)));
+        }
+        if self.store.forgotten.get_untracked() != total {
+            self.forgotten.set(total);
+        }
+    }
+
+    /// Adds notices, forgetting the oldest beyond [`NOTICES_KEEP`].
+    pub fn notices(&self, new: Vec<Notice>) {
+        if new.is_empty() {
             return;
         }
-        let tid = t.tid;
-        let s = RwSignal::new(t);
-        self.commands.update_value(|m| {
-            m.insert(tid, s);
-        });
-        self.history.update(|h| h.push(tid));
-    }
-
-    /// Adds a notice, forgetting the oldest beyond [`NOTICES_KEEP`].
-    pub fn notice(&self, level: &'static str, at: Timestamp, text: String) {
         self.notices.update(|n| {
-            n.push_back(Notice { at, level, text });
+            n.extend(new);
             while n.len() > NOTICES_KEEP {
                 n.pop_front();
             }
         });
+    }
+}
+
+impl Default for StoreWriter {
+    fn default() -> Self {
+        StoreWriter::new()
     }
 }
 
@@ -323,10 +253,4 @@ pub fn natural(a: &str, b: &str) -> std::cmp::Ordering {
     let (ha, na) = split(a);
     let (hb, nb) = split(b);
     ha.cmp(hb).then(na.cmp(&nb)).then(a.cmp(b))
-}
-
-impl Default for Store {
-    fn default() -> Self {
-        Store::new()
-    }
 }

@@ -1,10 +1,67 @@
-//! What a command looks like on screen, computed from the tracker's record: a history row
-//! ([`CommandView`]) and a group command's matrix ([`FanoutView`]).
+//! What the panel shows besides devices, as plain data: the connection, notices, a history row
+//! ([`CommandView`]) and a group command's matrix ([`FanoutView`]), computed from the tracker's
+//! records.
+
+use std::sync::Arc;
 
 use switchboard_protocol::tracker::{Phase, Progress, Target, Tracked};
 use switchboard_protocol::{DeviceId, Tid, Timestamp};
 
-use crate::link::{phase_text, target_label};
+/// The connection to the broker, for a person.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Conn {
+    /// Not connected and not trying.
+    Offline,
+    /// Opening the socket or waiting for the broker's answer.
+    Connecting,
+    /// Connected, speaking this protocol version.
+    Online {
+        /// `5` or `3.1.1`.
+        version: &'static str,
+    },
+    /// Lost; the next attempt is at this time.
+    Reconnecting {
+        /// When.
+        at: Timestamp,
+    },
+}
+
+/// One line of the notices panel: answers that match nothing, malformed payloads, errors.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notice {
+    /// When (browser clock).
+    pub at: Timestamp,
+    /// `error`, `warning` or `info`.
+    pub level: &'static str,
+    /// What happened, for a person.
+    pub text: String,
+}
+
+/// A target for a person.
+pub fn target_label(t: &Target) -> String {
+    match t {
+        Target::Device(d) => d.to_string(),
+        Target::Group(g) => format!("group {g}"),
+    }
+}
+
+/// A phase, with its reason, for a person.
+pub fn phase_text(p: &Phase, error: Option<&str>) -> String {
+    match p {
+        Phase::Rejected { reason } => format!("rejected ({reason})"),
+        Phase::TimedOut { device_online } => match device_online {
+            Some(true) => "timed out (device online, no answer)".to_owned(),
+            Some(false) => "timed out (device offline)".to_owned(),
+            None => "timed out (device presence unknown)".to_owned(),
+        },
+        Phase::Failed => match error {
+            Some(e) => format!("failed ({e})"),
+            None => "failed".to_owned(),
+        },
+        Phase::Expired => "expired (never reached the broker)".to_owned(),
+        other => other.label().to_owned(),
+    }
+}
 
 /// One history row.
 #[derive(Clone, Debug, PartialEq)]
@@ -90,7 +147,9 @@ impl CommandView {
                 } else {
                     "bad"
                 };
-                (status, class, t.members.values().any(|m| m.late), None)
+                // Only a finished fan-out is walked member by member, once.
+                let late = finished && t.members.values().any(|m| m.late);
+                (status, class, late, None)
             }
         };
         CommandView {
@@ -111,7 +170,7 @@ impl CommandView {
             finished,
             status,
             class,
-            round_trip_ms: t.round_trip().map(|d| d.as_millis() as u64),
+            round_trip_ms: round_trip_ms(t),
             late,
             ambiguous,
             answer,
@@ -145,7 +204,8 @@ pub enum Cell {
 }
 
 impl Cell {
-    fn of(p: &Phase) -> Cell {
+    /// The cell of a member in phase `p`.
+    pub fn of(p: &Phase) -> Cell {
         match p {
             Phase::Queued | Phase::Sent | Phase::Delivered => Cell::Waiting,
             Phase::Succeeded => Cell::Succeeded,
@@ -197,6 +257,19 @@ impl Cell {
     ];
 }
 
+/// Submission to the last member's end, once finished (from the tracker's own record, so that a
+/// fan-out's members are not walked).
+fn round_trip_ms(t: &Tracked) -> Option<u64> {
+    if !t.is_finished() {
+        return None;
+    }
+    let ms = match (t.finished_at, t.members.len()) {
+        (_, 0..=16) | (None, _) => t.round_trip()?.as_millis(),
+        (Some(at), _) => at.saturating_since(t.created_at).as_millis(),
+    };
+    u64::try_from(ms).ok()
+}
+
 /// A group command's matrix: one cell per device.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FanoutView {
@@ -206,8 +279,8 @@ pub struct FanoutView {
     pub target: String,
     /// The command's name.
     pub cmd: String,
-    /// Devices, sorted.
-    pub devices: Vec<DeviceId>,
+    /// Devices, sorted; shared, so that a copy of the view per frame copies no ids.
+    pub devices: Arc<[DeviceId]>,
     /// Their cells, in the same order.
     pub cells: Vec<Cell>,
     /// Counts.
@@ -229,7 +302,22 @@ impl FanoutView {
             cells: t.members.values().map(|m| Cell::of(&m.phase)).collect(),
             progress: t.progress,
             finished: t.is_finished(),
-            round_trip_ms: t.round_trip().map(|d| d.as_millis() as u64),
+            round_trip_ms: round_trip_ms(t),
         }
+    }
+
+    /// Takes in one member's new phase. Returns `false` when the member is not in the matrix (it
+    /// joined the group after the command went out): then rebuild it with [`FanoutView::of`].
+    pub fn update(&mut self, device: &DeviceId, phase: &Phase, t: &Tracked) -> bool {
+        let Ok(i) = self.devices.binary_search(device) else {
+            return false;
+        };
+        if let Some(cell) = self.cells.get_mut(i) {
+            *cell = Cell::of(phase);
+        }
+        self.progress = t.progress;
+        self.finished = t.is_finished();
+        self.round_trip_ms = round_trip_ms(t);
+        true
     }
 }

@@ -12,9 +12,10 @@ use std::future::Future;
 use leptos::prelude::*;
 use switchboard_app::components::device_card::DeviceCard;
 use switchboard_app::components::light::Light;
+use switchboard_app::device_view::Presence;
 use switchboard_app::link::Link;
 use switchboard_app::settings::{storage, Settings};
-use switchboard_app::store::{Conn, Presence, Store};
+use switchboard_app::view::Conn;
 use switchboard_protocol::tracker::Target;
 use switchboard_protocol::{Command, DeviceId, GroupId};
 use wasm_bindgen::JsCast;
@@ -46,7 +47,7 @@ fn fresh_link() -> Link {
     if let Some(s) = storage(true) {
         let _ = s.clear();
     }
-    Link::new(Store::new())
+    Link::new()
 }
 
 async fn sleep(ms: u32) {
@@ -145,7 +146,10 @@ async fn a_group_command_reconciles_every_member() {
             Target::Group(GroupId::new("wasm").unwrap()),
             &Command::GetState,
         );
-        assert_eq!(link.store.fanout.get_untracked(), Some(tid));
+        assert_eq!(
+            link.store.fanout_view.get_untracked().map(|f| f.tid),
+            Some(tid)
+        );
         until("every member answered", 10_000, || {
             link.store
                 .fanout_view

@@ -1,7 +1,7 @@
 //! The whole panel: creates the store and the link, and lays out the parts.
 
 use leptos::prelude::*;
-use switchboard_protocol::{DeviceId, Timestamp};
+use switchboard_protocol::DeviceId;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
 
@@ -14,25 +14,16 @@ use super::fleet_grid::FleetGrid;
 use super::group_command::GroupCommand;
 use super::history::History;
 use super::notices::Notices;
-use crate::link::{now, Link};
+use crate::clock::Clock;
+use crate::link::Link;
 use crate::settings::Settings;
-use crate::store::Store;
-
-/// A clock signal ticking every second, for countdowns ("reconnecting in 3 s", "next retry in 2 s").
-#[derive(Clone, Copy, Debug)]
-pub struct Clock(pub RwSignal<Timestamp>);
 
 /// The whole panel.
 #[component]
 pub fn App() -> impl IntoView {
-    let store = Store::new();
-    let link = Link::new(store);
+    let link = Link::new();
     provide_context(link);
-    let clock = Clock(RwSignal::new(now()));
-    provide_context(clock);
-    let tick = gloo_timers::callback::Interval::new(1_000, move || clock.0.set(now()));
-    // The interval lives as long as the page.
-    tick.forget();
+    provide_context(Clock::start());
 
     // Save outstanding commands when the page goes away (reload, close, navigation).
     let on_hide = Closure::<dyn FnMut()>::new(move || link.save_now());

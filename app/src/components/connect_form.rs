@@ -4,7 +4,7 @@ use leptos::prelude::*;
 
 use crate::link::Link;
 use crate::settings::Settings;
-use crate::store::Conn;
+use crate::view::Conn;
 
 /// The connect form.
 #[component]

@@ -2,9 +2,9 @@
 
 use leptos::prelude::*;
 
-use super::app::Clock;
+use crate::clock::Clock;
 use crate::link::Link;
-use crate::store::Conn;
+use crate::view::Conn;
 
 /// The connection state, always visible.
 #[component]

@@ -5,8 +5,8 @@ use switchboard_protocol::tracker::Target;
 use switchboard_protocol::{Command, DeviceId};
 
 use super::light::Light;
+use crate::device_view::Presence;
 use crate::link::Link;
-use crate::store::Presence;
 
 /// A device card.
 #[component]

@@ -6,9 +6,6 @@ use wasm_bindgen::JsCast;
 use super::history_row::HistoryRow;
 use crate::link::Link;
 
-/// How many rows are drawn (newest first); the export has them all.
-const SHOWN: usize = 300;
-
 fn download(name: &str, mime: &str, body: &str) {
     let parts = js_sys::Array::of1(&body.into());
     let opts = web_sys::BlobPropertyBag::new();
@@ -31,28 +28,69 @@ fn download(name: &str, mime: &str, body: &str) {
     let _ = web_sys::Url::revoke_object_url(&url);
 }
 
-/// The command history.
+/// Height of one history row, in pixels (the stylesheet gives rows this height).
+const ROW: f64 = 34.0;
+/// Rows drawn beyond the visible ones, above and below.
+const SPARE: usize = 6;
+
+/// The command history, newest first. Only the rows in view are drawn, so a press or an answer
+/// costs the same with 10 or 100,000 commands kept.
 #[component]
 pub fn History() -> impl IntoView {
     let link = expect_context::<Link>();
     let store = link.store;
     let query = RwSignal::new(String::new());
-    let rows = move || {
+    let scroll_top = RwSignal::new(0.0_f64);
+    let height = RwSignal::new(420.0_f64);
+    let viewport = NodeRef::<leptos::html::Div>::new();
+    // Only a search walks the history; without one, rows are found by position.
+    let found = Memo::new(move |_| {
         let q = query.get();
-        store.history.with(|h| {
+        if q.trim().is_empty() {
+            return None;
+        }
+        Some(store.history.with(|h| {
             h.iter()
                 .rev()
                 .filter(|tid| {
-                    q.trim().is_empty()
-                        || store
-                            .command(tid)
-                            .is_some_and(|c| c.with(|c| c.matches(&q)))
+                    store
+                        .command(tid)
+                        .is_some_and(|c| c.with(|c| c.matches(&q)))
                 })
-                .take(SHOWN)
                 .copied()
                 .collect::<Vec<_>>()
+        }))
+    });
+    let total = move || match found.with(|f| f.as_ref().map(Vec::len)) {
+        Some(n) => n,
+        None => store.history.with(|h| h.len()),
+    };
+    let window = move || {
+        let total = total();
+        let first = ((scroll_top.get() / ROW).floor() as usize).saturating_sub(SPARE);
+        let shown = (height.get() / ROW).ceil() as usize + 2 * SPARE;
+        let start = first.min(total);
+        let end = (first + shown).min(total);
+        (start, end, total)
+    };
+    let rows = move || {
+        let (start, end, _) = window();
+        found.with(|f| match f {
+            Some(v) => v[start..end].to_vec(),
+            None => store.history.with(|h| {
+                (start..end)
+                    .filter_map(|i| h.get(h.len() - 1 - i).copied())
+                    .collect::<Vec<_>>()
+            }),
         })
     };
+    let measure = move || {
+        if let Some(el) = viewport.get_untracked() {
+            height.set(f64::from(el.client_height()).max(ROW));
+            scroll_top.set(f64::from(el.scroll_top()));
+        }
+    };
+    Effect::new(move |_| measure());
     view! {
         <section class="history" aria-label="command history">
             <div class="history-head">
@@ -61,15 +99,33 @@ pub fn History() -> impl IntoView {
                     prop:value=query on:input=move |ev| query.set(event_target_value(&ev)) />
                 <button on:click=move |_| download("switchboard-commands.json", "application/json", &link.export_json())>"Export JSON"</button>
                 <button on:click=move |_| download("switchboard-commands.csv", "text/csv", &link.export_csv())>"Export CSV"</button>
+                <span class="kept" data-forgotten=move || store.forgotten.get()>
+                    {move || match store.forgotten.get() {
+                        0 => String::new(),
+                        n => format!("{n} older finished commands dropped (the export has what is kept)"),
+                    }}
+                </span>
             </div>
-            <table>
-                <thead><tr><th>"Sent"</th><th>"To"</th><th>"Command"</th><th>"Status"</th><th>"Tries"</th><th>"Round trip"</th><th></th></tr></thead>
-                <tbody>
-                    <For each=rows key=|tid| *tid let:tid>
-                        <HistoryRow tid=tid />
-                    </For>
-                </tbody>
-            </table>
+            <div class="history-viewport" node_ref=viewport
+                on:scroll=move |_| {
+                    if let Some(el) = viewport.get_untracked() {
+                        scroll_top.set(f64::from(el.scroll_top()));
+                    }
+                }>
+                <table>
+                    <thead><tr><th>"Sent"</th><th>"To"</th><th>"Command"</th><th>"Status"</th><th>"Tries"</th><th>"Round trip"</th><th></th></tr></thead>
+                    <tbody>
+                        <tr class="spacer" style:height=move || format!("{}px", window().0 as f64 * ROW)></tr>
+                        <For each=rows key=|tid| *tid let:tid>
+                            <HistoryRow tid=tid />
+                        </For>
+                        <tr class="spacer" style:height=move || {
+                            let (_, end, total) = window();
+                            format!("{}px", (total - end) as f64 * ROW)
+                        }></tr>
+                    </tbody>
+                </table>
+            </div>
         </section>
     }
 }

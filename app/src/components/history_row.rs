@@ -3,8 +3,8 @@
 use leptos::prelude::*;
 use switchboard_protocol::Tid;
 
-use super::app::Clock;
 use super::clock_time;
+use crate::clock::Clock;
 use crate::link::Link;
 
 /// A history row.

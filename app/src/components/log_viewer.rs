@@ -2,11 +2,11 @@
 
 use leptos::prelude::*;
 
-use crate::store::DeviceView;
+use crate::device_view::DeviceView;
 
 /// The log lines, newest last.
 #[component]
-pub fn LogViewer(dev: RwSignal<DeviceView>) -> impl IntoView {
+pub fn LogViewer(dev: ReadSignal<DeviceView>) -> impl IntoView {
     move || {
         dev.with(|d| {
             d.log.as_ref().map(|lines| {

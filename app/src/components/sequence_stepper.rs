@@ -5,14 +5,14 @@ use leptos::prelude::*;
 use switchboard_protocol::tracker::Target;
 use switchboard_protocol::{Command, DeviceId};
 
+use crate::device_view::DeviceView;
 use crate::link::Link;
-use crate::store::DeviceView;
 
 const STEPS: [&str; 3] = ["firmware_stage", "firmware_verify", "firmware_activate"];
 
 /// The firmware update stepper.
 #[component]
-pub fn SequenceStepper(id: DeviceId, dev: RwSignal<DeviceView>) -> impl IntoView {
+pub fn SequenceStepper(id: DeviceId, dev: ReadSignal<DeviceView>) -> impl IntoView {
     let link = expect_context::<Link>();
     let version = RwSignal::new(String::from("2.0.0"));
     let position = move || {

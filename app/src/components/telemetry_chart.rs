@@ -2,14 +2,14 @@
 
 use leptos::prelude::*;
 
-use crate::store::DeviceView;
+use crate::device_view::DeviceView;
 
 const W: f64 = 300.0;
 const H: f64 = 60.0;
 
 /// A sparkline of the last samples, spaced by their real time, with the rate in its caption.
 #[component]
-pub fn TelemetryChart(dev: RwSignal<DeviceView>) -> impl IntoView {
+pub fn TelemetryChart(dev: ReadSignal<DeviceView>) -> impl IntoView {
     // Sample positions: x by the device's own clock over the samples kept (at most 30 s), so a
     // faster rate visibly packs the points closer; y by value.
     let coords = move || {

@@ -1,0 +1,412 @@
+//! The pump: the protocol's [`Client`], the socket, one browser timer and the [`Projection`],
+//! moved along by every input (socket events, the timer, the operator's actions), and the store
+//! written from the projection on the next animation frame, or at once when the panel was idle.
+//!
+//! Every input runs [`input`]: the pump's state is borrowed for the input and its consequences,
+//! then released before any signal is written, so nothing drawn can reach back into it.
+
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
+use std::time::Duration;
+
+use gloo_timers::callback::Timeout;
+use switchboard_protocol::client::{Client, ClientEvent, Switchboard};
+use switchboard_protocol::session::{
+    ConnectionState, ProtocolVersion, SessionConfig, SessionEvent,
+};
+use switchboard_protocol::tracker::TrackerConfig;
+use switchboard_protocol::{DeviceId, Engine, IssuerId, Timestamp};
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::JsCast;
+
+use crate::clock::now;
+use crate::persistence;
+use crate::projection::Projection;
+use crate::settings::{random_id, Settings};
+use crate::socket::{Socket, SocketEvent};
+use crate::store::StoreWriter;
+use crate::view::Conn;
+
+/// Default command deadline.
+pub const DEADLINE: Duration = Duration::from_secs(15);
+/// A flush this soon after the last one waits for the next animation frame.
+const FRAME_MS: u64 = 16;
+/// If animation frames do not come (a hidden tab), the store is written after this long anyway.
+const FRAME_FALLBACK_MS: u32 = 250;
+/// Unfinished commands are saved for a reload at most this often (and at once after a submit).
+const SAVE_EVERY: Duration = Duration::from_secs(1);
+
+/// Everything the link moves along. See the [module documentation](self).
+pub struct Pump {
+    me: Weak<RefCell<Pump>>,
+    writer: StoreWriter,
+    pub(crate) client: Client,
+    pub(crate) projection: Projection,
+    socket: Option<Socket>,
+    settings: Option<Settings>,
+    timer: Option<(Timestamp, Timeout)>,
+    /// A flush is planned (an animation frame, with a fallback timer).
+    flush_planned: Option<Timeout>,
+    last_flush: Timestamp,
+    last_save: Timestamp,
+    telemetry_of: Option<DeviceId>,
+    selected: Option<DeviceId>,
+    close_reason: Option<String>,
+    conn_error: Option<String>,
+}
+
+impl std::fmt::Debug for Pump {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pump")
+            .field("client", &self.client)
+            .field("socket", &self.socket)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pump {
+    /// A pump with no connection yet, writing through `writer`.
+    pub fn new(writer: StoreWriter) -> Rc<RefCell<Pump>> {
+        let issuer = IssuerId::new(random_id("panel"))
+            .unwrap_or_else(|_| IssuerId::new("panel").expect("a valid id"));
+        let mut config = TrackerConfig::new(issuer);
+        config.deadline = DEADLINE;
+        config.first_seq = TrackerConfig::first_seq_at(now());
+        let client = Client::new(config, Switchboard, seed());
+        Rc::new_cyclic(|me| {
+            RefCell::new(Pump {
+                me: me.clone(),
+                writer,
+                client,
+                projection: Projection::new(),
+                socket: None,
+                settings: None,
+                timer: None,
+                flush_planned: None,
+                last_flush: Timestamp::ZERO,
+                last_save: Timestamp::ZERO,
+                telemetry_of: None,
+                selected: None,
+                close_reason: None,
+                conn_error: None,
+            })
+        })
+    }
+
+    /// Connects with `settings`, replacing any current connection.
+    pub fn connect(&mut self, settings: Settings, t: Timestamp) {
+        self.socket = None;
+        self.close_reason = None;
+        self.conn_error = None;
+        self.settings = None;
+        if let Err(e) = settings.check_url() {
+            self.conn_error = Some(e);
+            self.client.disconnect(t);
+            return;
+        }
+        let mut sc = SessionConfig::new(settings.effective_client_id());
+        sc.version = settings.version();
+        sc.version_fallback = !settings.mqtt311;
+        // A persistent session: answers that arrive while the page reloads wait at the broker.
+        sc.clean_start = false;
+        sc.session_expiry = Duration::from_secs(3600);
+        sc.max_offline_queue = 20_000;
+        if !settings.username.is_empty() {
+            sc.username = Some(settings.username.clone());
+            if !settings.password.is_empty() {
+                sc.password = Some(settings.password.clone().into_bytes());
+            }
+        }
+        self.settings = Some(settings);
+        if let Err(e) = self.client.connect(sc, t) {
+            self.conn_error = Some(e.to_string());
+        }
+    }
+
+    /// Opens a device's details: its telemetry is followed while they are open.
+    pub fn select(&mut self, device: Option<DeviceId>, t: Timestamp) {
+        self.selected.clone_from(&device);
+        if self.telemetry_of == device {
+            return;
+        }
+        if let Some(old) = self.telemetry_of.take() {
+            let _ = self
+                .client
+                .unsubscribe(&switchboard_protocol::topic::telemetry(&old), t);
+        }
+        if let Some(d) = &device {
+            let filter = switchboard_protocol::topic::telemetry(d);
+            let qos = switchboard_protocol::session::QoS::AtMostOnce;
+            if self.client.subscribe(&filter, qos, t).is_ok() {
+                self.telemetry_of = device;
+            }
+        }
+    }
+
+    /// Takes back what an earlier page of this tab left unfinished.
+    pub fn restore(&mut self, t: Timestamp) {
+        match persistence::load() {
+            None => {}
+            Some(Ok(snap)) => {
+                let tids: Vec<_> = snap.commands.iter().map(|c| c.tid).collect();
+                self.client.restore(snap, t);
+                for tid in &tids {
+                    self.projection.on_restored(*tid, self.client.tracker());
+                }
+                let n = tids.len();
+                self.projection.note(
+                    "info",
+                    t,
+                    format!("{n} outstanding commands restored after a reload"),
+                );
+            }
+            Some(Err(e)) => self.projection.note("error", t, e),
+        }
+    }
+
+    /// Saves unfinished commands now.
+    pub fn save(&mut self, t: Timestamp) {
+        self.last_save = t;
+        if let Err(e) = persistence::save(self.client.tracker()) {
+            self.projection.note("warning", t, e);
+        }
+    }
+
+    /// Carries out what the client asks for and takes in what it reports, until it is quiet;
+    /// then re-arms the timer.
+    fn settle(&mut self, t: Timestamp) {
+        loop {
+            while let Some(bytes) = self.client.poll_transmit() {
+                if let Some(Err(e)) = self.socket.as_ref().map(|s| s.send(&bytes)) {
+                    log(&e);
+                }
+            }
+            let Some(ev) = self.client.poll_event() else {
+                break;
+            };
+            self.on_event(ev, t);
+        }
+        self.arm_timer(t);
+    }
+
+    fn on_event(&mut self, ev: ClientEvent, t: Timestamp) {
+        match ev {
+            ClientEvent::Session(ev) => self.on_session_event(ev, t),
+            other => self.projection.on_event(other, self.client.tracker(), t),
+        }
+    }
+
+    fn on_session_event(&mut self, ev: SessionEvent, t: Timestamp) {
+        match ev {
+            SessionEvent::OpenTransport => self.open_socket(t),
+            // What was left to write (a DISCONNECT) went out before this event.
+            SessionEvent::CloseTransport => self.socket = None,
+            SessionEvent::Connected { session_present } => {
+                self.conn_error = None;
+                self.close_reason = None;
+                log(&format!("connected (session present: {session_present})"));
+            }
+            SessionEvent::ConnectionRefused {
+                reason,
+                retrying_in,
+                ..
+            } => {
+                let msg = match retrying_in {
+                    Some(d) => format!(
+                        "the broker refused the connection: {reason} (retrying in {} s)",
+                        d.as_secs()
+                    ),
+                    None => format!("the broker refused the connection: {reason}"),
+                };
+                self.projection.note("error", t, msg.clone());
+                self.conn_error = Some(msg);
+            }
+            SessionEvent::Disconnected { reason, .. } => {
+                let msg = self.close_reason.take().unwrap_or(reason);
+                self.projection
+                    .note("warning", t, format!("disconnected: {msg}"));
+                self.conn_error = Some(msg);
+            }
+            SessionEvent::Subscribed {
+                filter,
+                granted: None,
+            } => self.projection.note(
+                "error",
+                t,
+                format!("the broker refused the subscription to {filter}"),
+            ),
+            SessionEvent::ProtocolError(e) => {
+                self.projection
+                    .note("error", t, format!("protocol error from the broker: {e}"));
+            }
+            _ => {}
+        }
+    }
+
+    fn open_socket(&mut self, t: Timestamp) {
+        self.socket = None;
+        let Some(url) = self.settings.as_ref().map(|s| s.url.trim().to_owned()) else {
+            return;
+        };
+        let me = self.me.clone();
+        let opened = Socket::open(&url, move |ev| {
+            if let Some(rc) = me.upgrade() {
+                input(&rc, |p, t| p.on_socket(ev, t));
+            }
+        });
+        match opened {
+            Ok(socket) => self.socket = Some(socket),
+            Err(e) => {
+                self.conn_error = Some(e);
+                self.client.disconnect(t);
+            }
+        }
+    }
+
+    fn on_socket(&mut self, ev: SocketEvent, t: Timestamp) {
+        match ev {
+            SocketEvent::Open => self.client.handle_transport_open(t),
+            SocketEvent::Bytes(b) => self.client.handle_bytes(&b, t),
+            SocketEvent::Closed(reason) => {
+                self.close_reason = Some(reason);
+                self.socket = None;
+                self.client.handle_transport_closed(t);
+            }
+        }
+    }
+
+    fn arm_timer(&mut self, t: Timestamp) {
+        let Some(at) = self.client.poll_timeout() else {
+            self.timer = None;
+            return;
+        };
+        if self.timer.as_ref().is_some_and(|(armed, _)| *armed == at) {
+            return;
+        }
+        let me = self.me.clone();
+        let wait = at.saturating_since(t).as_millis().min(u128::from(u32::MAX)) as u32;
+        let timeout = Timeout::new(wait, move || {
+            if let Some(rc) = me.upgrade() {
+                input(&rc, |p, t| {
+                    p.timer = None;
+                    p.client.handle_timeout(t);
+                });
+            }
+        });
+        self.timer = Some((at, timeout));
+    }
+
+    /// The connection, for a person.
+    fn conn(&self) -> Conn {
+        let Some(s) = self.client.session() else {
+            return Conn::Offline;
+        };
+        match s.state() {
+            ConnectionState::Idle | ConnectionState::Closed => Conn::Offline,
+            ConnectionState::Connecting => Conn::Connecting,
+            ConnectionState::Connected => Conn::Online {
+                version: match s.protocol_version() {
+                    Some(ProtocolVersion::V3_1_1) => "3.1.1",
+                    _ => "5",
+                },
+            },
+            ConnectionState::WaitingToReconnect { at } => Conn::Reconnecting { at },
+        }
+    }
+
+    /// Whether the store should be written now (the panel was idle for a frame); otherwise plans
+    /// a flush for the next animation frame.
+    fn flush_now_or_plan(&mut self, t: Timestamp) -> bool {
+        if self.flush_planned.is_some() {
+            return false;
+        }
+        if t.saturating_since(self.last_flush) >= Duration::from_millis(FRAME_MS) {
+            return true;
+        }
+        let me = self.me.clone();
+        let frame = Closure::once_into_js(move || {
+            if let Some(rc) = me.upgrade() {
+                flush_planned(&rc);
+            }
+        });
+        if let Some(w) = web_sys::window() {
+            let _ = w.request_animation_frame(frame.unchecked_ref());
+        }
+        let me = self.me.clone();
+        self.flush_planned = Some(Timeout::new(FRAME_FALLBACK_MS, move || {
+            if let Some(rc) = me.upgrade() {
+                flush_planned(&rc);
+            }
+        }));
+        false
+    }
+}
+
+/// Runs one input through the pump, then writes the store if the panel was idle.
+pub fn input<R>(rc: &Rc<RefCell<Pump>>, f: impl FnOnce(&mut Pump, Timestamp) -> R) -> R {
+    let t = now();
+    let (r, flush_now) = {
+        let mut p = rc.borrow_mut();
+        let r = f(&mut p, t);
+        p.settle(t);
+        let flush_now = p.flush_now_or_plan(t);
+        (r, flush_now)
+    };
+    if flush_now {
+        flush(rc);
+    }
+    r
+}
+
+/// A planned flush is due (an animation frame, or its fallback timer, whichever comes first).
+fn flush_planned(rc: &Rc<RefCell<Pump>>) {
+    let planned = rc.borrow_mut().flush_planned.take().is_some();
+    if planned {
+        flush(rc);
+    }
+}
+
+/// Writes what changed into the store, outside any borrow of the pump.
+pub fn flush(rc: &Rc<RefCell<Pump>>) {
+    let (writer, batch, conn, conn_error, selected, forgotten) = {
+        let mut guard = rc.borrow_mut();
+        let p = &mut *guard;
+        let t = now();
+        p.last_flush = t;
+        p.flush_planned = None;
+        let batch = p.projection.take_batch(p.client.tracker());
+        let outstanding_changed = !batch.commands.is_empty();
+        if outstanding_changed && t.saturating_since(p.last_save) >= SAVE_EVERY {
+            p.save(t);
+        }
+        (
+            p.writer,
+            batch,
+            p.conn(),
+            p.conn_error.clone(),
+            p.selected.clone(),
+            p.client.tracker().forgotten(),
+        )
+    };
+    writer.set_conn(conn, conn_error);
+    writer.set_selected(selected);
+    writer.put_devices(batch.devices);
+    writer.put_commands(batch.commands);
+    writer.forget_commands(&batch.forgotten, forgotten);
+    if let Some(f) = batch.fanout {
+        writer.set_fanout_view(Some(f));
+    }
+    for n in &batch.notices {
+        log(&n.text);
+    }
+    writer.notices(batch.notices);
+}
+
+fn seed() -> u64 {
+    (js_sys::Math::random() * (u64::MAX as f64)) as u64
+}
+
+/// Logs to the browser console.
+pub fn log(msg: &str) {
+    web_sys::console::log_1(&msg.into());
+}
