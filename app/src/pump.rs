@@ -12,9 +12,9 @@ use std::time::Duration;
 use gloo_timers::callback::Timeout;
 use switchboard_protocol::client::{Client, ClientEvent, Switchboard};
 use switchboard_protocol::session::{
-    ConnectionState, ProtocolVersion, SessionConfig, SessionEvent,
+    ConnectionState, ProtocolVersion, QoS, SessionConfig, SessionEvent,
 };
-use switchboard_protocol::tracker::TrackerConfig;
+use switchboard_protocol::tracker::{Retention, TrackerConfig};
 use switchboard_protocol::{DeviceId, Engine, IssuerId, Timestamp};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
@@ -29,6 +29,13 @@ use crate::view::Conn;
 
 /// Default command deadline.
 pub const DEADLINE: Duration = Duration::from_secs(15);
+/// What the history keeps: 1,000 finished commands, or fewer when fan-outs hold 50,000 members
+/// between them, each for at most an hour. A tab left open all day levels off there.
+pub const RETENTION: Retention = Retention {
+    commands: 1_000,
+    members: 50_000,
+    age: Duration::from_secs(3_600),
+};
 /// A flush this soon after the last one waits for the next animation frame.
 const FRAME_MS: u64 = 16;
 /// If animation frames do not come (a hidden tab), the store is written after this long anyway.
@@ -72,7 +79,13 @@ impl Pump {
         let mut config = TrackerConfig::new(issuer);
         config.deadline = DEADLINE;
         config.first_seq = TrackerConfig::first_seq_at(now());
-        let client = Client::new(config, Switchboard, seed());
+        config.retention = RETENTION;
+        let mut client = Client::new(config, Switchboard, seed());
+        // Logs a device publishes on request (`get_log`); subscribed on every session.
+        let logs = (switchboard_protocol::topic::ALL_LOGS, QoS::AtLeastOnce);
+        if let Err(e) = client.subscribe(logs.0, logs.1, now()) {
+            log(&format!("cannot follow device logs: {e}"));
+        }
         Rc::new_cyclic(|me| {
             RefCell::new(Pump {
                 me: me.clone(),
@@ -136,8 +149,7 @@ impl Pump {
         }
         if let Some(d) = &device {
             let filter = switchboard_protocol::topic::telemetry(d);
-            let qos = switchboard_protocol::session::QoS::AtMostOnce;
-            if self.client.subscribe(&filter, qos, t).is_ok() {
+            if self.client.subscribe(&filter, QoS::AtMostOnce, t).is_ok() {
                 self.telemetry_of = device;
             }
         }

@@ -294,7 +294,8 @@ async fn run_fleet(args: RunArgs) -> anyhow::Result<ExitCode> {
     if args.state_dir.is_none() {
         tracing::info!("no --state-dir: device state is kept in memory only");
     }
-    let fleet = Fleet::start(specs, opts);
+    let fleet = Fleet::start(specs, opts)
+        .map_err(|e| anyhow::anyhow!("cannot open the state folder's journal: {e}"))?;
     let online = fleet.wait_online(Duration::from_secs(30)).await;
     println!("online: {online} devices; Ctrl-C to stop");
     tokio::select! {

@@ -26,6 +26,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::faults::Faults;
+use crate::journal::Journal;
 use crate::link::{now, Link, Wake};
 use crate::store::{Persisted, Store};
 use crate::transport::Endpoint;
@@ -92,10 +93,11 @@ impl Stats {
 pub async fn run(
     spec: DeviceSpec,
     opts: Arc<FleetOptions>,
+    journal: Option<Arc<Journal>>,
     stats: Arc<Stats>,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let store = Store::new(opts.state_dir.as_deref(), &spec.id);
+    let store = Store::new(journal, &spec.id);
     let seed = fastrand::u64(..);
     let (mut device, replies) = Device::boot(spec, opts.clone(), store, stats, seed).await?;
     let session = Session::new(device.session_config(), seed)?;

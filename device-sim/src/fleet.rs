@@ -8,6 +8,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::device::{self, DeviceSpec, FleetOptions, Stats};
+use crate::journal::Journal;
 
 /// A running fleet.
 #[derive(Debug)]
@@ -19,8 +20,13 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    /// Starts every device, each its own task.
-    pub fn start(specs: Vec<DeviceSpec>, opts: FleetOptions) -> Fleet {
+    /// Starts every device, each its own task, after opening the fleet's journal when
+    /// `opts.state_dir` names one.
+    pub fn start(specs: Vec<DeviceSpec>, opts: FleetOptions) -> std::io::Result<Fleet> {
+        let journal = match &opts.state_dir {
+            Some(dir) => Some(Arc::new(Journal::open(dir)?)),
+            None => None,
+        };
         let opts = Arc::new(opts);
         let stats = Arc::new(Stats::default());
         let (stop, stopped) = watch::channel(false);
@@ -29,18 +35,19 @@ impl Fleet {
         for spec in specs {
             let id = spec.id.clone();
             let (opts, stats, stopped) = (opts.clone(), stats.clone(), stopped.clone());
+            let journal = journal.clone();
             tasks.spawn(async move {
-                if let Err(e) = device::run(spec, opts, stats, stopped).await {
+                if let Err(e) = device::run(spec, opts, journal, stats, stopped).await {
                     tracing::error!(device = %id, error = %e, "device stopped");
                 }
             });
         }
-        Fleet {
+        Ok(Fleet {
             stats,
             size,
             stop,
             tasks,
-        }
+        })
     }
 
     /// Shared counters.

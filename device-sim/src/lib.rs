@@ -9,6 +9,7 @@ pub mod cli;
 pub mod device;
 pub mod faults;
 pub mod fleet;
+pub mod journal;
 pub mod link;
 pub mod send;
 pub mod store;

@@ -7,7 +7,9 @@
 //! measurement is left by. Only loopback addresses are used. These machines are shared and noisy:
 //! compare the rows of one run with each other, never absolute figures across runs.
 
+mod fleet;
 mod panel;
+mod panel_speed;
 mod process;
 mod simulator;
 
@@ -30,6 +32,12 @@ const MEASUREMENTS: &[Measurement] = &[
         // The first run may install Trunk (about 10 minutes) and build the panel.
         limit: Duration::from_secs(1800),
         run: panel::bundle,
+    },
+    Measurement {
+        name: "panel speed against an MQTT.js page",
+        // 10,000 devices come online, then about ten minutes of browser work.
+        limit: Duration::from_secs(1800),
+        run: panel_speed::speed,
     },
     Measurement {
         name: "memory, embedded broker",

@@ -27,6 +27,9 @@ pub const TRUNK: &str = "0.21.14";
 /// binaryen is older and breaks wasm-bindgen's output.
 const BINARYEN: &str = "132.0.0";
 
+/// Where Debian's `chromium` puts the browser.
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+
 /// Where Debian's `chromium-driver` puts its driver.
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 

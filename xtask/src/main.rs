@@ -5,7 +5,7 @@
 //! `cargo xtask test` is what CI runs (`.ci/run`) and what a developer runs before pushing: it
 //! installs the pinned tools that are missing, then runs formatting, lints, the native tests and the
 //! protocol tests on wasm32 in headless Firefox and Chromium. `cargo xtask bench` measures the
-//! device simulator (memory per device, commands per second) and prints one table.
+//! panel against a hand-written MQTT.js page and the device simulator, and prints one table.
 
 mod bench;
 mod install;
@@ -37,9 +37,12 @@ commands:
         With CI=true nothing may be skipped.
   bench [NAME...]
         Measure side by side in one run: the panel's download size against the MQTT.js
-        browser bundle, memory per simulated device (embedded broker and mosquitto) and
-        commands per second with 1,000 devices. Prints a table and writes it to
-        target/bench/bench.txt. With NAME, only the measurements whose name contains it.
+        browser bundle; the panel against a minimal MQTT.js page in headless Chromium
+        (press -> confirmed, CPU per press, fan-outs to 1,000 and 10,000 devices, discovery,
+        heap after 100 fan-outs); memory per simulated device (embedded broker and
+        mosquitto) and commands per second with 1,000 devices. Prints a table and writes it
+        to target/bench/bench.txt. With NAME, only the measurements whose name contains it
+        (`bench panel`: the panel's two).
   wasm-runner <test.wasm> [args...]
         Cargo's runner for wasm32 test binaries, set by `test`: runs a binary in both browsers.";
 

@@ -61,7 +61,7 @@ pub fn fleet_options(url: &str, state_dir: Option<&std::path::Path>) -> FleetOpt
 /// Starts a fleet and waits until every device is online.
 pub async fn start_fleet(specs: Vec<DeviceSpec>, opts: FleetOptions) -> Fleet {
     let n = specs.len();
-    let fleet = Fleet::start(specs, opts);
+    let fleet = Fleet::start(specs, opts).expect("the fleet's journal opens");
     let online = fleet.wait_online(Duration::from_secs(30)).await;
     assert_eq!(online, n, "every device connects");
     fleet

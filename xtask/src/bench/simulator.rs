@@ -1,16 +1,13 @@
 //! The device simulator's measurements: memory per simulated device (with the embedded broker and
 //! with mosquitto) and commands answered per second.
 
-use std::fs;
 use std::io::Read;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::process::{log_file, raised_fd_limit, rss_kb, Budget, Child, TempDir};
+use super::fleet::{fitting, Fleet, Mosquitto};
+use super::process::{log_file, rss_kb, Budget, Child};
 use super::{thousands, Bench, Row};
 use crate::step::{Failure, Result};
 
@@ -18,16 +15,12 @@ use crate::step::{Failure, Result};
 const FLEET_SIZES: &[usize] = &[1_000, 10_000];
 /// How long a fleet runs after `online` before its memory is read.
 const SETTLE: Duration = Duration::from_secs(2);
-/// How long a fleet may take to come online (device-sim itself gives up after 30 s).
-const ONLINE_WITHIN: Duration = Duration::from_secs(60);
 /// The fleet that commands are sent to.
 const COMMAND_FLEET: usize = 1_000;
 /// Measured group fan-outs (after one warm-up).
 const FAN_OUTS: usize = 5;
 /// Measured single-device round trips.
 const ROUND_TRIPS: usize = 20;
-/// File descriptors a process needs besides its connections: listeners, runtime, stdio.
-const SPARE_FDS: u64 = 100;
 
 /// Memory per device with the broker in the same process: the simulator as shipped.
 pub fn memory_embedded(bench: &Bench, budget: &Budget) -> Result<Vec<Row>> {
@@ -257,138 +250,6 @@ fn measure_rss(
     Ok(rss)
 }
 
-/// A running `device-sim` fleet.
-struct Fleet {
-    process: Child,
-    /// The embedded broker's `mqtt://` URL, when there is one.
-    tcp_url: Option<String>,
-    online_after: Duration,
-    /// Kept so that its output is still read: a closed pipe would fail its next line.
-    _output: Receiver<String>,
-}
-
-impl Fleet {
-    /// Starts `devices` devices with telemetry off and waits until all are online.
-    fn start(
-        bench: &Bench,
-        budget: &Budget,
-        devices: usize,
-        extra: &[&str],
-        label: &str,
-    ) -> Result<Fleet> {
-        let started = Instant::now();
-        let log = bench.logs.join(format!("{label}.log"));
-        let mut command = raised_fd_limit(&bench.sim);
-        command
-            .arg(format!("--devices={devices}"))
-            .args([
-                "--telemetry-ms=0",
-                "--summary-secs=1",
-                "--listen-tcp=127.0.0.1:0",
-                "--listen-ws=127.0.0.1:0",
-            ])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(log_file(&log)?);
-        let mut process = Child::spawn(&mut command, format!("device-sim ({devices} devices)"))?;
-        let lines = process.lines()?;
-        let until = budget.deadline(ONLINE_WITHIN);
-        let mut tcp_url = None;
-        loop {
-            let line = match lines.recv_timeout(until.saturating_duration_since(Instant::now())) {
-                Ok(line) => line,
-                Err(RecvTimeoutError::Timeout) => {
-                    return Err(Failure::new(format!(
-                        "{devices} devices not online after {:.0} s (log: {})",
-                        started.elapsed().as_secs_f64(),
-                        log.display()
-                    )))
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    return Err(Failure::new(format!(
-                        "device-sim exited before its devices were online (log: {})",
-                        log.display()
-                    )))
-                }
-            };
-            if let Some(url) = line.strip_prefix("embedded broker (TCP):") {
-                tcp_url = Some(url.trim().to_owned());
-            } else if let Some(rest) = line.strip_prefix("online: ") {
-                let online = rest.split(' ').next().and_then(|n| n.parse::<usize>().ok());
-                if online != Some(devices) {
-                    return Err(Failure::new(format!(
-                        "device-sim reported `{line}` for {devices} devices (log: {})",
-                        log.display()
-                    )));
-                }
-                return Ok(Fleet {
-                    process,
-                    tcp_url,
-                    online_after: started.elapsed(),
-                    _output: lines,
-                });
-            }
-        }
-    }
-
-    fn stop(self) -> Result {
-        self.process.stop()
-    }
-}
-
-/// A mosquitto on a free loopback port, configured in a folder of its own that goes with it.
-struct Mosquitto {
-    process: Child,
-    url: String,
-    _dir: TempDir,
-}
-
-impl Mosquitto {
-    fn start(bench: &Bench, budget: &Budget) -> Result<Mosquitto> {
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .and_then(|l| l.local_addr())
-            .map_err(|e| Failure::new(format!("no free loopback port: {e}")))?
-            .port();
-        let dir = TempDir::new("mosquitto")?;
-        let config = dir.0.join("mosquitto.conf");
-        // `user root` keeps it from switching to a user that cannot read this folder.
-        let text = format!(
-            "user root\nlistener {port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n\
-             max_connections -1\npersistence false\nconnection_messages false\n\
-             log_dest stderr\nlog_type error\nlog_type warning\n"
-        );
-        fs::write(&config, text)
-            .map_err(|e| Failure::new(format!("cannot write {}: {e}", config.display())))?;
-        let mut command = raised_fd_limit(Path::new("mosquitto"));
-        command
-            .arg("-c")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(log_file(&bench.logs.join("mosquitto.log"))?);
-        let mut process = Child::spawn(&mut command, "mosquitto".to_owned())?;
-        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let until = budget.deadline(Duration::from_secs(10));
-        while TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err() {
-            if let Some(status) = process.try_wait()? {
-                return Err(Failure::new(format!(
-                    "mosquitto exited ({status}); is it installed? (`cargo xtask test` installs it)"
-                )));
-            }
-            if Instant::now() >= until {
-                return Err(Failure::new(format!(
-                    "mosquitto not listening on {address}"
-                )));
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-        Ok(Mosquitto {
-            process,
-            url: format!("mqtt://{address}"),
-            _dir: dir,
-        })
-    }
-}
-
 /// One line of `device-sim send`'s report: `<device>\t<phase>\t<rtt> ms\t<detail>`.
 struct Answer {
     phase: String,
@@ -440,19 +301,6 @@ fn send(bench: &Bench, budget: &Budget, url: &str, words: &[&str]) -> Result<Vec
             })
         })
         .collect())
-}
-
-/// The largest fleet, up to `wanted` and in whole thousands above a thousand, whose `per_device`
-/// descriptors each fit under `limit`.
-fn fitting(wanted: usize, per_device: u64, limit: u64) -> usize {
-    let most = usize::try_from(limit.saturating_sub(SPARE_FDS) / per_device).unwrap_or(usize::MAX);
-    if wanted <= most {
-        wanted
-    } else if most >= 1_000 {
-        most / 1_000 * 1_000
-    } else {
-        most.max(2)
-    }
 }
 
 fn capped_note(wanted: usize, devices: usize, limit: u64) -> String {
