@@ -37,25 +37,26 @@ impl Link {
             store,
         };
         link.input(|p, t| p.restore(t));
-        link.flush();
         link
     }
 
+    /// Runs an operator's action through the pump and draws its effect at once (a press shows
+    /// its pending state in the same frame); what the broker sends back is drawn frame by frame.
     fn input<R>(&self, f: impl FnOnce(&mut Pump, switchboard_protocol::Timestamp) -> R) -> R {
-        input(&self.pump.get_value(), f)
+        let r = input(&self.pump.get_value(), f);
+        self.flush();
+        r
     }
 
     /// Connects with `settings` (closing any current connection), remembering them.
     pub fn connect(&self, settings: Settings) {
         settings.save();
         self.input(|p, t| p.connect(settings, t));
-        self.flush();
     }
 
     /// Closes the connection and stops reconnecting.
     pub fn disconnect(&self) {
         self.input(|p, t| p.client.disconnect(t));
-        self.flush();
     }
 
     /// Sends `command` to a device or a group; returns its TID. A group command opens its matrix.
@@ -93,13 +94,11 @@ impl Link {
     /// Opens a device's details (or closes them with `None`).
     pub fn select(&self, device: Option<DeviceId>) {
         self.input(|p, t| p.select(device, t));
-        self.flush();
     }
 
     /// Opens a group command's matrix.
     pub fn open_fanout(&self, tid: Tid) {
         self.input(|p, _| p.projection.open_fanout(tid, p.client.tracker()));
-        self.flush();
     }
 
     /// Every command still kept, as JSON (an array of the tracker's records).

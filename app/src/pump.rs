@@ -365,7 +365,7 @@ pub fn input<R>(rc: &Rc<RefCell<Pump>>, f: impl FnOnce(&mut Pump, Timestamp) -> 
         (r, flush_now)
     };
     if flush_now {
-        flush(rc);
+        flush_paced(rc);
     }
     r
 }
@@ -374,18 +374,24 @@ pub fn input<R>(rc: &Rc<RefCell<Pump>>, f: impl FnOnce(&mut Pump, Timestamp) -> 
 fn flush_planned(rc: &Rc<RefCell<Pump>>) {
     let planned = rc.borrow_mut().flush_planned.take().is_some();
     if planned {
-        flush(rc);
+        flush_paced(rc);
     }
 }
 
-/// Writes what changed into the store, outside any borrow of the pump.
+/// A flush that counts for the pacing: for a frame after it, what the broker sends waits for the
+/// next animation frame.
+fn flush_paced(rc: &Rc<RefCell<Pump>>) {
+    rc.borrow_mut().last_flush = now();
+    flush(rc);
+}
+
+/// Writes what changed into the store, outside any borrow of the pump. An operator's action
+/// flushes this way at once, without delaying the broker's answer to it by a frame.
 pub fn flush(rc: &Rc<RefCell<Pump>>) {
     let (writer, batch, conn, conn_error, selected, forgotten) = {
         let mut guard = rc.borrow_mut();
         let p = &mut *guard;
         let t = now();
-        p.last_flush = t;
-        p.flush_planned = None;
         let batch = p.projection.take_batch(p.client.tracker());
         let outstanding_changed = !batch.commands.is_empty();
         if outstanding_changed && t.saturating_since(p.last_save) >= SAVE_EVERY {

@@ -54,6 +54,11 @@ const MEASUREMENTS: &[Measurement] = &[
         limit: Duration::from_secs(120),
         run: simulator::commands,
     },
+    Measurement {
+        name: "durable state, 1,000 devices",
+        limit: Duration::from_secs(180),
+        run: simulator::durable,
+    },
 ];
 
 /// One named measurement and its hard time limit.

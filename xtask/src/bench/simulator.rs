@@ -7,7 +7,7 @@ use std::thread;
 use std::time::Duration;
 
 use super::fleet::{fitting, Fleet, Mosquitto};
-use super::process::{log_file, rss_kb, Budget, Child};
+use super::process::{log_file, rss_kb, Budget, Child, TempDir};
 use super::{thousands, Bench, Row};
 use crate::step::{Failure, Result};
 
@@ -187,6 +187,75 @@ pub fn commands(bench: &Bench, budget: &Budget) -> Result<Vec<Row>> {
             value: trips.last().copied().unwrap_or(0).to_string(),
             unit: "ms",
             how: trip,
+        },
+    ])
+}
+
+/// What durable state costs: the same fan-out to 1,000 devices with state in memory and with
+/// `--state-dir` (the fleet's journal, synced before each command acts), runs alternating.
+pub fn durable(bench: &Bench, budget: &Budget) -> Result<Vec<Row>> {
+    let devices = fitting(COMMAND_FLEET, 2, bench.fd_limit);
+    let group = format!("--groups=all=1-{devices}");
+    let dir = TempDir::new("state")?;
+    let state = format!("--state-dir={}", dir.0.display());
+    let memory = Fleet::start(bench, budget, devices, &[group.as_str()], "durable-memory")?;
+    let journal = Fleet::start(
+        bench,
+        budget,
+        devices,
+        &[group.as_str(), state.as_str()],
+        "durable-journal",
+    )?;
+    let urls = [&memory, &journal].map(|f| f.tcp_url.clone());
+    let [Some(memory_url), Some(journal_url)] = urls else {
+        return Err(Failure::new(
+            "device-sim did not print its embedded broker's TCP URL",
+        ));
+    };
+    let mut times = [Vec::new(), Vec::new()];
+    for round in 0..=FAN_OUTS {
+        for (i, url) in [&memory_url, &journal_url].into_iter().enumerate() {
+            let answers = send(bench, budget, url, &["--group", "all", "get_state"])?;
+            let succeeded = answers.iter().filter(|a| a.phase == "succeeded").count();
+            if succeeded != devices {
+                return Err(Failure::new(format!(
+                    "fan-out {round}: {succeeded} of {devices} devices succeeded"
+                )));
+            }
+            let slowest = answers.iter().filter_map(|a| a.rtt_ms).max().unwrap_or(0);
+            if round > 0 {
+                times[i].push(slowest);
+            }
+        }
+    }
+    memory.stop()?;
+    journal.stop()?;
+    for t in &mut times {
+        t.sort_unstable();
+    }
+    let [m, j] = [&times[0], &times[1]].map(|t| t[t.len() / 2]);
+    let n = thousands(devices);
+    let how = format!(
+        "`device-sim send --group all get_state --wait` to {n} devices on the embedded broker,          submit to the last answer, median of {FAN_OUTS} runs alternating with the other fleet"
+    );
+    Ok(vec![
+        Row {
+            name: format!("fan-out to {n}, state in memory"),
+            value: m.to_string(),
+            unit: "ms",
+            how: how.clone(),
+        },
+        Row {
+            name: format!("fan-out to {n}, --state-dir (journal)"),
+            value: j.to_string(),
+            unit: "ms",
+            how,
+        },
+        Row {
+            name: "durable state, --state-dir / memory".to_owned(),
+            value: format!("{:.2}", j as f64 / m.max(1) as f64),
+            unit: "x",
+            how: "target: at most 1.20".to_owned(),
         },
     ])
 }
