@@ -6,6 +6,8 @@ wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
 #[path = "suite/gate.rs"]
 mod gate;
+#[path = "suite/pair.rs"]
+mod pair;
 #[path = "suite/props.rs"]
 mod props;
 #[path = "suite/saturated.rs"]

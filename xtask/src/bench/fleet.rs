@@ -119,9 +119,12 @@ impl Mosquitto {
         let dir = TempDir::new("mosquitto")?;
         let config = dir.0.join("mosquitto.conf");
         // `user root` keeps it from switching to a user that cannot read this folder.
+        // `max_queued_messages 0`: mosquitto's default (1,000) drops QoS 1 messages queued for a
+        // client beyond it, so 10,000 retained statuses or answers at once would arrive as 1,000.
         let text = format!(
             "user root\nlistener {port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n\
-             max_connections -1\npersistence false\nconnection_messages false\n\
+             max_connections -1\nmax_queued_messages 0\npersistence false\n\
+             connection_messages false\n\
              log_dest stderr\nlog_type error\nlog_type warning\n"
         );
         // Its WebSocket listener binds every interface whatever it is given; loopback tests only.
