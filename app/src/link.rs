@@ -14,7 +14,7 @@ use switchboard_protocol::{DeviceId, Tid};
 
 use crate::clock::now;
 use crate::export;
-use crate::pump::{self, input, Pump, DEADLINE};
+use crate::pump::{self, action, Pump, DEADLINE};
 use crate::settings::Settings;
 use crate::store::{Store, StoreWriter};
 
@@ -43,9 +43,7 @@ impl Link {
     /// Runs an operator's action through the pump and draws its effect at once (a press shows
     /// its pending state in the same frame); what the broker sends back is drawn frame by frame.
     fn input<R>(&self, f: impl FnOnce(&mut Pump, switchboard_protocol::Timestamp) -> R) -> R {
-        let r = input(&self.pump.get_value(), f);
-        self.flush();
-        r
+        action(&self.pump.get_value(), f)
     }
 
     /// Connects with `settings` (closing any current connection), remembering them.

@@ -36,8 +36,10 @@ pub const RETENTION: Retention = Retention {
     members: 50_000,
     age: Duration::from_secs(3_600),
 };
-/// A flush this soon after the last one waits for the next animation frame.
+/// Within one frame's time, this many flushes are made at once; more wait for the next animation
+/// frame. A press and its answers are drawn as they come; a stream of thousands is drawn per frame.
 const FRAME_MS: u64 = 16;
+const FLUSHES_PER_FRAME: u32 = 4;
 /// If animation frames do not come (a hidden tab), the store is written after this long anyway.
 const FRAME_FALLBACK_MS: u32 = 250;
 /// Unfinished commands are saved for a reload at most this often (and at once after a submit).
@@ -54,7 +56,8 @@ pub struct Pump {
     timer: Option<(Timestamp, Timeout)>,
     /// A flush is planned (an animation frame, with a fallback timer).
     flush_planned: Option<Timeout>,
-    last_flush: Timestamp,
+    /// The current pacing window and the flushes made at once in it.
+    window: (Timestamp, u32),
     last_save: Timestamp,
     telemetry_of: Option<DeviceId>,
     selected: Option<DeviceId>,
@@ -96,7 +99,7 @@ impl Pump {
                 settings: None,
                 timer: None,
                 flush_planned: None,
-                last_flush: Timestamp::ZERO,
+                window: (Timestamp::ZERO, 0),
                 last_save: Timestamp::ZERO,
                 telemetry_of: None,
                 selected: None,
@@ -287,12 +290,15 @@ impl Pump {
         }
     }
 
+    /// Arms the browser timer for the client's next deadline. A timer already armed for the same
+    /// time or earlier is kept: the keep-alive deadline moves with every packet written, and
+    /// re-arming per message would cost a timer per answer in a fan-out. An early wake finds
+    /// nothing due and arms again.
     fn arm_timer(&mut self, t: Timestamp) {
         let Some(at) = self.client.poll_timeout() else {
-            self.timer = None;
             return;
         };
-        if self.timer.as_ref().is_some_and(|(armed, _)| *armed == at) {
+        if self.timer.as_ref().is_some_and(|(armed, _)| *armed <= at) {
             return;
         }
         let me = self.me.clone();
@@ -326,13 +332,17 @@ impl Pump {
         }
     }
 
-    /// Whether the store should be written now (the panel was idle for a frame); otherwise plans
-    /// a flush for the next animation frame.
+    /// Whether the store should be written now (few flushes so far in this frame's time);
+    /// otherwise plans a flush for the next animation frame.
     fn flush_now_or_plan(&mut self, t: Timestamp) -> bool {
         if self.flush_planned.is_some() {
             return false;
         }
-        if t.saturating_since(self.last_flush) >= Duration::from_millis(FRAME_MS) {
+        if t.saturating_since(self.window.0) >= Duration::from_millis(FRAME_MS) {
+            self.window = (t, 0);
+        }
+        if self.window.1 < FLUSHES_PER_FRAME {
+            self.window.1 += 1;
             return true;
         }
         let me = self.me.clone();
@@ -354,7 +364,22 @@ impl Pump {
     }
 }
 
-/// Runs one input through the pump, then writes the store if the panel was idle.
+/// Runs an operator's action through the pump and writes the store at once. It does not count
+/// for the pacing, so the broker's answer to it is drawn at once too.
+pub fn action<R>(rc: &Rc<RefCell<Pump>>, f: impl FnOnce(&mut Pump, Timestamp) -> R) -> R {
+    let t = now();
+    let r = {
+        let mut p = rc.borrow_mut();
+        let r = f(&mut p, t);
+        p.settle(t);
+        r
+    };
+    flush(rc);
+    r
+}
+
+/// Runs one input from the broker or a timer through the pump, then writes the store if the
+/// panel was idle for a frame, or plans a flush for the next animation frame.
 pub fn input<R>(rc: &Rc<RefCell<Pump>>, f: impl FnOnce(&mut Pump, Timestamp) -> R) -> R {
     let t = now();
     let (r, flush_now) = {
@@ -365,7 +390,7 @@ pub fn input<R>(rc: &Rc<RefCell<Pump>>, f: impl FnOnce(&mut Pump, Timestamp) -> 
         (r, flush_now)
     };
     if flush_now {
-        flush_paced(rc);
+        flush(rc);
     }
     r
 }
@@ -374,15 +399,8 @@ pub fn input<R>(rc: &Rc<RefCell<Pump>>, f: impl FnOnce(&mut Pump, Timestamp) -> 
 fn flush_planned(rc: &Rc<RefCell<Pump>>) {
     let planned = rc.borrow_mut().flush_planned.take().is_some();
     if planned {
-        flush_paced(rc);
+        flush(rc);
     }
-}
-
-/// A flush that counts for the pacing: for a frame after it, what the broker sends waits for the
-/// next animation frame.
-fn flush_paced(rc: &Rc<RefCell<Pump>>) {
-    rc.borrow_mut().last_flush = now();
-    flush(rc);
 }
 
 /// Writes what changed into the store, outside any borrow of the pump. An operator's action
