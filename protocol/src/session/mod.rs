@@ -38,6 +38,7 @@
 //! miscount its send window after a resumed session).
 
 mod config;
+mod engine;
 mod event;
 mod message;
 mod outbox;
@@ -60,7 +61,6 @@ use mqtt_protocol_core::mqtt::packet::{GenericPacketTrait, Packet};
 use mqtt_protocol_core::mqtt::result_code::MqttError;
 use mqtt_protocol_core::mqtt::{role, Connection};
 
-use crate::engine::{Engine, TransportRequest};
 use crate::time::Timestamp;
 
 pub use config::{ProtocolVersion, QoS, SessionConfig, Will};
@@ -691,46 +691,6 @@ impl Session {
                 self.drop_connection(now, what.to_owned(), true);
             }
             Received::Other => {}
-        }
-    }
-}
-
-impl Engine for Session {
-    type Event = SessionEvent;
-
-    fn handle_transport_open(&mut self, now: Timestamp) {
-        Session::handle_transport_open(self, now);
-    }
-
-    fn handle_transport_closed(&mut self, now: Timestamp) {
-        Session::handle_transport_closed(self, now);
-    }
-
-    fn handle_bytes(&mut self, data: &[u8], now: Timestamp) {
-        Session::handle_bytes(self, data, now);
-    }
-
-    fn handle_timeout(&mut self, now: Timestamp) {
-        Session::handle_timeout(self, now);
-    }
-
-    fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        Session::poll_transmit(self)
-    }
-
-    fn poll_event(&mut self) -> Option<SessionEvent> {
-        Session::poll_event(self)
-    }
-
-    fn poll_timeout(&mut self) -> Option<Timestamp> {
-        Session::poll_timeout(self)
-    }
-
-    fn transport_request(event: &SessionEvent) -> Option<TransportRequest> {
-        match event {
-            SessionEvent::OpenTransport => Some(TransportRequest::Open),
-            SessionEvent::CloseTransport => Some(TransportRequest::Close),
-            _ => None,
         }
     }
 }
