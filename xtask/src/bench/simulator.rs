@@ -236,7 +236,7 @@ pub fn durable(bench: &Bench, budget: &Budget) -> Result<Vec<Row>> {
     let [m, j] = [&times[0], &times[1]].map(|t| t[t.len() / 2]);
     let n = thousands(devices);
     let how = format!(
-        "`device-sim send --group all get_state --wait` to {n} devices on the embedded broker,          submit to the last answer, median of {FAN_OUTS} runs alternating with the other fleet"
+        "`device-sim send --group all get_state --wait` to {n} devices on the embedded broker, submit to the last answer, median of {FAN_OUTS} runs alternating with the other fleet"
     );
     Ok(vec![
         Row {
