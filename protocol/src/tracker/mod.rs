@@ -22,23 +22,16 @@
 //! Responses that match nothing (unknown TID, a device not targeted, a malformed payload) and answers
 //! that arrive after a member was given up on are reported as events, never dropped and never fatal.
 //!
-//! Retransmission adapts to what it measures instead of storming a saturated fleet:
-//! - a command is retransmitted no sooner than its device's retransmission timeout, computed from
-//!   measured round trips as RFC 6298 does ([`RoundTrip`]), within the [`Backoff`] bounds and
-//!   with full jitter above it;
-//! - a fan-out's stragglers are retransmitted to only once answers to that command have stopped
-//!   arriving for a quiet period (the fleet's timeout, at least the backoff base): while answers
-//!   stream in, the broker is busy delivering them, and more copies would only slow it down;
-//! - at most [`TrackerConfig::max_straggler_retransmissions`] straggler retransmissions are in
-//!   flight at once; the rest wait for a later round.
+//! Retransmission adapts to what it measures instead of storming a saturated fleet (see
+//! `retransmit.rs`).
 //!
 //! Finished commands are forgotten by the [`Retention`] rule (count, fan-out members, age), with a
 //! [`TrackerEvent::Forgotten`] each; outstanding commands never are.
 //!
-//! [`Backoff`]: crate::backoff::Backoff
 
 mod model;
 mod presence;
+mod query;
 mod retention;
 mod retransmit;
 mod rtt;
@@ -508,22 +501,6 @@ impl CommandTracker {
         }
     }
 
-    /// Forgets finished commands beyond the retention rule, oldest finished first.
-    fn forget_by_retention(&mut self, now: Timestamp) {
-        let commands = &mut self.commands;
-        while let Some(tid) =
-            self.finished
-                .pop_expired(&self.config.retention, now, |tid, finished_at| {
-                    commands
-                        .get(tid)
-                        .is_some_and(|t| t.is_finished() && t.finished_at == Some(finished_at))
-                })
-        {
-            commands.remove(&tid);
-            self.events.push_back(TrackerEvent::Forgotten { tid });
-        }
-    }
-
     /// The earliest instant at which [`CommandTracker::handle_timeout`] has work.
     pub fn poll_timeout(&mut self) -> Option<Timestamp> {
         while let Some(Reverse((at, tid))) = self.timers.peek().copied() {
@@ -613,46 +590,5 @@ impl CommandTracker {
     /// The next event.
     pub fn poll_event(&mut self) -> Option<TrackerEvent> {
         self.events.pop_front()
-    }
-
-    /// A command by TID.
-    pub fn get(&self, tid: &Tid) -> Option<&Tracked> {
-        self.commands.get(tid)
-    }
-
-    /// Every command known, in no particular order.
-    pub fn commands(&self) -> impl Iterator<Item = &Tracked> {
-        self.commands.values()
-    }
-
-    /// How many commands are not finished.
-    pub fn outstanding(&self) -> usize {
-        self.commands.values().filter(|t| !t.is_finished()).count()
-    }
-
-    /// How many finished commands the retention rule has forgotten so far.
-    pub fn forgotten(&self) -> u64 {
-        self.finished.forgotten()
-    }
-
-    /// The measured round trips to `device`, if any.
-    pub fn round_trip(&self, device: &DeviceId) -> Option<&RoundTrip> {
-        self.round_trips.get(device)
-    }
-
-    /// The round trips measured over every device.
-    pub fn fleet_round_trip(&self) -> &RoundTrip {
-        &self.fleet_round_trip
-    }
-
-    /// Straggler retransmissions in flight now (at most
-    /// [`TrackerConfig::max_straggler_retransmissions`]).
-    pub fn stragglers_in_flight(&self) -> usize {
-        self.stragglers_in_flight
-    }
-
-    /// The sequence number the next command will get.
-    pub fn next_seq(&self) -> u64 {
-        self.next_seq
     }
 }

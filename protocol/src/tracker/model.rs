@@ -17,7 +17,7 @@ use super::Retention;
 #[derive(Clone, Debug)]
 pub struct TrackerConfig {
     /// Who this tracker issues commands as. Use a fresh id per application instance, or persist the
-    /// sequence number with [`CommandTracker::snapshot`]: devices reject numbers that go backwards.
+    /// sequence number with [`CommandTracker::snapshot`](super::CommandTracker::snapshot): devices reject numbers that go backwards.
     pub issuer: IssuerId,
     /// The sequence number of the first command.
     pub first_seq: u64,

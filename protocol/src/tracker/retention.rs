@@ -4,6 +4,7 @@
 use core::time::Duration;
 use std::collections::VecDeque;
 
+use super::{CommandTracker, TrackerEvent};
 use crate::envelope::Tid;
 use crate::time::Timestamp;
 
@@ -82,5 +83,23 @@ impl FinishedQueue {
 
     pub(super) fn forgotten(&self) -> u64 {
         self.forgotten
+    }
+}
+
+impl CommandTracker {
+    /// Forgets finished commands beyond the retention rule, oldest finished first.
+    pub(super) fn forget_by_retention(&mut self, now: Timestamp) {
+        let commands = &mut self.commands;
+        while let Some(tid) =
+            self.finished
+                .pop_expired(&self.config.retention, now, |tid, finished_at| {
+                    commands
+                        .get(tid)
+                        .is_some_and(|t| t.is_finished() && t.finished_at == Some(finished_at))
+                })
+        {
+            commands.remove(&tid);
+            self.events.push_back(TrackerEvent::Forgotten { tid });
+        }
     }
 }

@@ -1,5 +1,15 @@
 //! When, and to whom, a command is sent again: timeouts from measured round trips, fan-out rounds
 //! that wait for answers to pause, and the cap on straggler retransmissions in flight.
+//!
+//! Retransmission adapts to what it measures instead of storming a saturated fleet:
+//! - a command is retransmitted no sooner than its device's retransmission timeout, computed from
+//!   measured round trips as RFC 6298 does ([`RoundTrip`]), within the [`Backoff`](crate::backoff::Backoff) bounds and
+//!   with full jitter above it;
+//! - a fan-out's stragglers are retransmitted to only once answers to that command have stopped
+//!   arriving for a quiet period (the fleet's timeout, at least the backoff base): while answers
+//!   stream in, the broker is busy delivering them, and more copies would only slow it down;
+//! - at most [`TrackerConfig::max_straggler_retransmissions`](super::TrackerConfig::max_straggler_retransmissions) straggler retransmissions are in
+//!   flight at once; the rest wait for a later round.
 
 use core::time::Duration;
 use std::cmp::Reverse;
