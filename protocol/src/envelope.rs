@@ -105,7 +105,11 @@ impl Request {
 
 /// Why a device refused a command without running it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(
+    tag = "kind",
+    rename_all = "snake_case",
+    try_from = "crate::tagged::FlatRejection"
+)]
 #[non_exhaustive]
 pub enum Rejection {
     /// The issuer's sequence number went backwards: the command is stale.
@@ -187,7 +191,11 @@ impl fmt::Display for Rejection {
 
 /// What became of a command on the device.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
+#[serde(
+    tag = "outcome",
+    rename_all = "snake_case",
+    try_from = "crate::tagged::FlatOutcome"
+)]
 pub enum Outcome {
     /// It ran and did what was asked.
     Succeeded,
@@ -276,6 +284,7 @@ pub struct DeviceState {
 
 /// A command response in the JSON envelope.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "crate::tagged::FlatResponse")]
 pub struct Response {
     /// Envelope version, always [`VERSION`].
     pub v: u8,

@@ -32,6 +32,7 @@ pub mod envelope;
 pub mod error;
 pub mod gate;
 pub mod session;
+mod tagged;
 pub mod time;
 pub mod topic;
 pub mod tracker;

@@ -57,7 +57,12 @@ impl TrackerConfig {
 
 /// Whom a command is for.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+#[serde(
+    tag = "kind",
+    content = "id",
+    rename_all = "snake_case",
+    try_from = "crate::tagged::FlatTarget"
+)]
 pub enum Target {
     /// One device.
     Device(DeviceId),
@@ -67,7 +72,11 @@ pub enum Target {
 
 /// Where one device stands with one command.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "phase", rename_all = "snake_case")]
+#[serde(
+    tag = "phase",
+    rename_all = "snake_case",
+    try_from = "crate::tagged::FlatPhase"
+)]
 pub enum Phase {
     /// Not yet handed to the MQTT session.
     Queued,
