@@ -50,6 +50,11 @@ impl Store {
         }
     }
 
+    /// Whether a save reaches the disk (a journal), rather than memory only.
+    pub fn is_durable(&self) -> bool {
+        self.journal.is_some()
+    }
+
     /// Reads the record: the journal's at startup, then the latest saved; none for a fresh
     /// device; a corrupt one is an error.
     pub async fn load(&mut self) -> io::Result<Option<Persisted>> {
