@@ -62,7 +62,7 @@ impl Link {
         self.input(|p, t| {
             let tid = p.client.submit(target, command, SendOptions::default(), t);
             p.projection.on_submitted(tid, p.client.tracker());
-            p.save(t);
+            p.plan_save();
             tid
         })
     }
@@ -74,7 +74,7 @@ impl Link {
                 .client
                 .submit_text(device, text, SendOptions::default(), t);
             p.projection.on_submitted(tid, p.client.tracker());
-            p.save(t);
+            p.plan_save();
             tid
         })
     }

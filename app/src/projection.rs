@@ -48,6 +48,9 @@ pub struct Projection {
     dirty_fanout: bool,
     forgotten: Vec<Tid>,
     notices: Vec<Notice>,
+    /// Something changed that the operator waits to see (an answer, presence, a notice), not
+    /// only a command's progress on the way (`sent`, `delivered`, a retry).
+    urgent: bool,
 }
 
 impl Projection {
@@ -58,6 +61,11 @@ impl Projection {
 
     /// Takes in one client event.
     pub fn on_event(&mut self, ev: ClientEvent, tracker: &CommandTracker, now: Timestamp) {
+        let on_the_way = matches!(
+            &ev,
+            ClientEvent::Command(TrackerEvent::Member { phase, .. }) if !phase.is_terminal()
+        );
+        self.urgent |= !on_the_way;
         match ev {
             ClientEvent::Command(ev) => self.on_command(ev, tracker, now),
             ClientEvent::Presence { device, status } => self.on_presence(device, status),
@@ -121,6 +129,7 @@ impl Projection {
 
     /// A notice for the operator.
     pub fn note(&mut self, level: &'static str, at: Timestamp, text: String) {
+        self.urgent = true;
         self.notices.push(Notice { at, level, text });
     }
 
@@ -138,8 +147,15 @@ impl Projection {
             && self.notices.is_empty())
     }
 
+    /// Whether what changed since the last batch is something the operator waits to see, rather
+    /// than only commands' progress on the way, which can wait for the next frame.
+    pub fn is_urgent(&self) -> bool {
+        self.urgent
+    }
+
     /// What changed since the last call, as the store takes it.
     pub fn take_batch(&mut self, tracker: &CommandTracker) -> Batch {
+        self.urgent = false;
         let devices = self
             .dirty_devices
             .drain()

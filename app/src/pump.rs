@@ -42,7 +42,7 @@ const FRAME_MS: u64 = 16;
 const FLUSHES_PER_FRAME: u32 = 4;
 /// If animation frames do not come (a hidden tab), the store is written after this long anyway.
 const FRAME_FALLBACK_MS: u32 = 250;
-/// Unfinished commands are saved for a reload at most this often (and at once after a submit).
+/// Unfinished commands are saved for a reload at most this often (and right after a submit).
 const SAVE_EVERY: Duration = Duration::from_secs(1);
 
 /// Everything the link moves along. See the [module documentation](self).
@@ -54,8 +54,10 @@ pub struct Pump {
     socket: Option<Socket>,
     settings: Option<Settings>,
     timer: Option<(Timestamp, Timeout)>,
-    /// A flush is planned (an animation frame, with a fallback timer).
-    flush_planned: Option<Timeout>,
+    /// A flush is planned (an animation frame, with a fallback timer), and why.
+    flush_planned: Option<(Timeout, Flush)>,
+    /// Unfinished commands are to be saved after the current task.
+    save_planned: Option<Timeout>,
     /// The current pacing window and the flushes made at once in it.
     window: (Timestamp, u32),
     last_save: Timestamp,
@@ -99,6 +101,7 @@ impl Pump {
                 settings: None,
                 timer: None,
                 flush_planned: None,
+                save_planned: None,
                 window: (Timestamp::ZERO, 0),
                 last_save: Timestamp::ZERO,
                 telemetry_of: None,
@@ -181,6 +184,7 @@ impl Pump {
 
     /// Saves unfinished commands now.
     pub fn save(&mut self, t: Timestamp) {
+        self.save_planned = None;
         self.last_save = t;
         if let Err(e) = persistence::save(self.client.tracker()) {
             self.projection.note("warning", t, e);
@@ -332,10 +336,15 @@ impl Pump {
         }
     }
 
-    /// Whether the store should be written now (few flushes so far in this frame's time);
-    /// otherwise plans a flush for the next animation frame.
+    /// Whether the store should be written now: something the operator waits for changed and few
+    /// flushes were made in this frame's time. Otherwise a flush is planned for the next animation
+    /// frame: for progress on the way (`delivered`), and for a stream of answers beyond the few.
     fn flush_now_or_plan(&mut self, t: Timestamp) -> bool {
-        if self.flush_planned.is_some() {
+        if !self.projection.is_urgent() {
+            self.plan_flush(Flush::Lazy);
+            return false;
+        }
+        if matches!(self.flush_planned, Some((_, Flush::Paced))) {
             return false;
         }
         if t.saturating_since(self.window.0) >= Duration::from_millis(FRAME_MS) {
@@ -343,7 +352,21 @@ impl Pump {
         }
         if self.window.1 < FLUSHES_PER_FRAME {
             self.window.1 += 1;
+            // A lazy flush still planned finds nothing left to write.
+            self.flush_planned = None;
             return true;
+        }
+        self.plan_flush(Flush::Paced);
+        false
+    }
+
+    /// Plans a flush for the next animation frame, with a fallback timer for a hidden tab.
+    fn plan_flush(&mut self, why: Flush) {
+        if let Some((_, planned)) = &mut self.flush_planned {
+            if why == Flush::Paced {
+                *planned = Flush::Paced;
+            }
+            return;
         }
         let me = self.me.clone();
         let frame = Closure::once_into_js(move || {
@@ -355,13 +378,38 @@ impl Pump {
             let _ = w.request_animation_frame(frame.unchecked_ref());
         }
         let me = self.me.clone();
-        self.flush_planned = Some(Timeout::new(FRAME_FALLBACK_MS, move || {
+        let fallback = Timeout::new(FRAME_FALLBACK_MS, move || {
             if let Some(rc) = me.upgrade() {
                 flush_planned(&rc);
             }
-        }));
-        false
+        });
+        self.flush_planned = Some((fallback, why));
     }
+
+    /// Saves unfinished commands right after the current task (a submit is drawn first; a page
+    /// going away saves at once on `pagehide`).
+    pub fn plan_save(&mut self) {
+        if self.save_planned.is_some() {
+            return;
+        }
+        let me = self.me.clone();
+        self.save_planned = Some(Timeout::new(0, move || {
+            if let Some(rc) = me.upgrade() {
+                let mut p = rc.borrow_mut();
+                p.save_planned = None;
+                p.save(now());
+            }
+        }));
+    }
+}
+
+/// Why a flush waits for the next animation frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Flush {
+    /// Only progress on the way changed: drawn with the next frame, or with the next answer.
+    Lazy,
+    /// Enough flushes were made in this frame's time: the rest waits for the frame.
+    Paced,
 }
 
 /// Runs an operator's action through the pump and writes the store at once. It does not count
@@ -413,7 +461,7 @@ pub fn flush(rc: &Rc<RefCell<Pump>>) {
         let batch = p.projection.take_batch(p.client.tracker());
         let outstanding_changed = !batch.commands.is_empty();
         if outstanding_changed && t.saturating_since(p.last_save) >= SAVE_EVERY {
-            p.save(t);
+            p.plan_save();
         }
         (
             p.writer,

@@ -136,19 +136,25 @@ impl StoreWriter {
     }
 
     /// Shows devices' latest views. New devices get a signal and join the sorted list in one
-    /// update (a discovery can bring thousands at once); groups are recounted when membership
-    /// changed.
+    /// merge (a discovery can bring thousands at once); group counts follow the memberships that
+    /// changed. The cost is that of what changed, plus one pass over the list when devices are new.
     pub fn put_devices(&self, views: Vec<DeviceView>) {
-        let mut regroup = false;
+        let mut moves: Vec<(Vec<GroupId>, Vec<GroupId>)> = Vec::new();
         let mut added = Vec::new();
         for d in views {
             match self.store.devices.with_value(|m| m.get(&d.id).copied()) {
                 Some(s) => {
-                    regroup |= s.with_untracked(|old| old.groups != d.groups);
+                    if let Some(old) =
+                        s.with_untracked(|old| (old.groups != d.groups).then(|| old.groups.clone()))
+                    {
+                        moves.push((old, d.groups.clone()));
+                    }
                     s.set(d);
                 }
                 None => {
-                    regroup |= !d.groups.is_empty();
+                    if !d.groups.is_empty() {
+                        moves.push((Vec::new(), d.groups.clone()));
+                    }
                     let id = d.id.clone();
                     self.store.devices.update_value(|m| {
                         m.insert(id.clone(), RwSignal::new(d));
@@ -158,30 +164,25 @@ impl StoreWriter {
             }
         }
         if !added.is_empty() {
-            self.device_ids.update(|v| {
-                v.extend(added);
-                v.sort_by(|a, b| natural(a.as_str(), b.as_str()));
-            });
+            added.sort_by(|a, b| natural(a.as_str(), b.as_str()));
+            self.device_ids.update(|v| merge_sorted(v, added));
         }
-        if regroup {
-            self.recount_groups();
-        }
-    }
-
-    /// Recounts group membership from the devices' views.
-    fn recount_groups(&self) {
-        let mut counts: BTreeMap<GroupId, usize> = BTreeMap::new();
-        self.store.devices.with_value(|m| {
-            for s in m.values() {
-                s.with_untracked(|d| {
-                    for g in &d.groups {
-                        *counts.entry(g.clone()).or_default() += 1;
+        if !moves.is_empty() {
+            self.groups.update(|counts| {
+                for (old, new) in moves {
+                    for g in old {
+                        if let Some(n) = counts.get_mut(&g) {
+                            *n = n.saturating_sub(1);
+                            if *n == 0 {
+                                counts.remove(&g);
+                            }
+                        }
                     }
-                });
-            }
-        });
-        if self.store.groups.with_untracked(|g| *g != counts) {
-            self.groups.set(counts);
+                    for g in new {
+                        *counts.entry(g).or_default() += 1;
+                    }
+                }
+            });
         }
     }
 
@@ -243,6 +244,32 @@ impl Default for StoreWriter {
     }
 }
 
+/// Merges `added` (sorted) into `ids` (sorted), in one pass.
+fn merge_sorted(ids: &mut Vec<DeviceId>, added: Vec<DeviceId>) {
+    let before = |a: &DeviceId, b: &DeviceId| natural(a.as_str(), b.as_str()).is_le();
+    if ids
+        .last()
+        .is_none_or(|last| added.first().is_some_and(|first| before(last, first)))
+    {
+        ids.extend(added);
+        return;
+    }
+    let old = std::mem::take(ids);
+    ids.reserve(old.len() + added.len());
+    let mut old = old.into_iter().peekable();
+    let mut new = added.into_iter().peekable();
+    loop {
+        let take_old = match (old.peek(), new.peek()) {
+            (Some(a), Some(b)) => before(a, b),
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+        };
+        let next = if take_old { old.next() } else { new.next() };
+        ids.extend(next);
+    }
+}
+
 /// Orders ids as a person would: `device2` before `device10`.
 pub fn natural(a: &str, b: &str) -> std::cmp::Ordering {
     fn split(s: &str) -> (&str, Option<u64>) {
@@ -253,4 +280,49 @@ pub fn natural(a: &str, b: &str) -> std::cmp::Ordering {
     let (ha, na) = split(a);
     let (hb, nb) = split(b);
     ha.cmp(hb).then(na.cmp(&nb)).then(a.cmp(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_family = "wasm")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    fn ids(names: &[&str]) -> Vec<DeviceId> {
+        names
+            .iter()
+            .map(|n| DeviceId::new(*n).expect("valid"))
+            .collect()
+    }
+
+    #[test]
+    fn new_ids_join_the_list_in_natural_order() {
+        let mut list = Vec::new();
+        for batch in [
+            &["device10", "device2"][..],
+            &["device1", "device100"],
+            &["device3"],
+            &["device200", "device101"],
+            &["alpha", "device20"],
+        ] {
+            let mut added = ids(batch);
+            added.sort_by(|a, b| natural(a.as_str(), b.as_str()));
+            merge_sorted(&mut list, added);
+        }
+        let names: Vec<&str> = list.iter().map(DeviceId::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "alpha",
+                "device1",
+                "device2",
+                "device3",
+                "device10",
+                "device20",
+                "device100",
+                "device101",
+                "device200"
+            ]
+        );
+    }
 }

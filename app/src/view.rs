@@ -177,13 +177,13 @@ impl CommandView {
         }
     }
 
-    /// Whether a search string selects this row.
+    /// Whether a search string selects this row (ignoring ASCII case: ids and commands are ASCII).
     pub fn matches(&self, q: &str) -> bool {
-        let q = q.trim().to_lowercase();
+        let q = q.trim().to_ascii_lowercase();
         q.is_empty()
             || [&self.target, &self.cmd, &self.detail, &self.status]
                 .iter()
-                .any(|f| f.to_lowercase().contains(&q))
+                .any(|f| f.to_ascii_lowercase().contains(&q))
             || self.tid.to_string().contains(&q)
     }
 }

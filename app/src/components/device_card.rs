@@ -1,4 +1,7 @@
 //! One device in the grid: its light, presence, groups, and the light button.
+//!
+//! Each part of the card reads its own memo of the device's view, so an update (a command moving
+//! from `sent` to `delivered`, say) redraws only the parts whose value changed.
 
 use leptos::prelude::*;
 use switchboard_protocol::tracker::Target;
@@ -15,17 +18,20 @@ pub fn DeviceCard(id: DeviceId) -> impl IntoView {
     let Some(dev) = link.store.device(&id) else {
         return ().into_any();
     };
-    let on = Signal::derive(move || dev.with(|d| d.light()));
-    let pending = Signal::derive(move || dev.with(|d| d.pending_light()));
+    let on = Memo::new(move |_| dev.with(|d| d.light()));
+    let pending = Memo::new(move |_| dev.with(|d| d.pending_light()));
+    let presence = Memo::new(move |_| dev.with(|d| d.presence));
+    let groups = Memo::new(move |_| dev.with(|d| d.groups.clone()));
+    let outcome = Memo::new(move |_| dev.with(|d| d.last_outcome.clone()));
     let selected = {
         let id = id.clone();
-        move || link.store.selected.with(|s| s.as_ref() == Some(&id))
+        Memo::new(move |_| link.store.selected.with(|s| s.as_ref() == Some(&id)))
     };
     let toggle = {
         let id = id.clone();
         move |ev: leptos::ev::MouseEvent| {
             ev.stop_propagation();
-            let want = !dev.with_untracked(|d| d.pending_light().unwrap_or(d.light()));
+            let want = !pending.get_untracked().unwrap_or(on.get_untracked());
             link.send(Target::Device(id.clone()), &Command::Light { on: want });
         }
     };
@@ -37,15 +43,15 @@ pub fn DeviceCard(id: DeviceId) -> impl IntoView {
     view! {
         <article class="card" class:selected=selected data-device=name.clone()
             data-light=move || if on.get() { "on" } else { "off" }
-            data-pending=move || pending.get().is_some().to_string()
-            data-presence=move || dev.with(|d| d.presence.label())>
+            data-pending=move || if pending.get().is_some() { "true" } else { "false" }
+            data-presence=move || presence.get().label()>
             <button class="card-open" on:click=open aria-label=format!("open {name}")>
                 <span class="name">{name.clone()}</span>
-                <span class=move || format!("presence {}", dev.with(|d| match d.presence {
-                    Presence::Online => "online",
-                    Presence::Offline => "offline",
-                    Presence::Unknown => "unknown",
-                }))>{move || dev.with(|d| d.presence.label())}</span>
+                <span class=move || match presence.get() {
+                    Presence::Online => "presence online",
+                    Presence::Offline => "presence offline",
+                    Presence::Unknown => "presence unknown",
+                }>{move || presence.get().label()}</span>
             </button>
             <div class="card-body">
                 <Light on=on pending=pending />
@@ -61,10 +67,10 @@ pub fn DeviceCard(id: DeviceId) -> impl IntoView {
                 </button>
             </div>
             <div class="groups">
-                {move || dev.with(|d| d.groups.iter().map(|g| view! { <span class="chip">{g.to_string()}</span> }).collect_view())}
+                {move || groups.with(|g| g.iter().map(|g| view! { <span class="chip">{g.to_string()}</span> }).collect_view())}
             </div>
-            <div class="outcome" class:bad=move || dev.with(|d| d.last_outcome.as_ref().is_some_and(|(_, ok)| !ok))>
-                {move || dev.with(|d| d.last_outcome.as_ref().map(|(t, _)| t.clone()).unwrap_or_default())}
+            <div class="outcome" class:bad=move || outcome.with(|o| o.as_ref().is_some_and(|(_, ok)| !ok))>
+                {move || outcome.with(|o| o.as_ref().map(|(t, _)| t.clone()).unwrap_or_default())}
             </div>
         </article>
     }

@@ -5,6 +5,7 @@ use leptos::html::Canvas;
 use leptos::prelude::*;
 use wasm_bindgen::JsCast;
 
+use super::tenths;
 use crate::link::Link;
 use crate::view::{Cell, FanoutView};
 
@@ -96,7 +97,7 @@ pub fn FanoutMatrix() -> impl IntoView {
                         } else {
                             (p.answered() + p.timed_out) as f64 * 100.0 / p.expected as f64
                         };
-                        format!("{pct:.1}%")
+                        format!("{}%", tenths(pct))
                     }></div>
                 </div>
                 <p class="counts">{move || {

@@ -29,7 +29,7 @@ fn download(name: &str, mime: &str, body: &str) {
 }
 
 /// Height of one history row, in pixels (the stylesheet gives rows this height).
-const ROW: f64 = 34.0;
+const ROW: usize = 34;
 /// Rows drawn beyond the visible ones, above and below.
 const SPARE: usize = 6;
 
@@ -40,8 +40,8 @@ pub fn History() -> impl IntoView {
     let link = expect_context::<Link>();
     let store = link.store;
     let query = RwSignal::new(String::new());
-    let scroll_top = RwSignal::new(0.0_f64);
-    let height = RwSignal::new(420.0_f64);
+    let scroll_top = RwSignal::new(0_usize);
+    let height = RwSignal::new(420_usize);
     let viewport = NodeRef::<leptos::html::Div>::new();
     // Only a search walks the history; without one, rows are found by position.
     let found = Memo::new(move |_| {
@@ -67,8 +67,8 @@ pub fn History() -> impl IntoView {
     };
     let window = move || {
         let total = total();
-        let first = ((scroll_top.get() / ROW).floor() as usize).saturating_sub(SPARE);
-        let shown = (height.get() / ROW).ceil() as usize + 2 * SPARE;
+        let first = (scroll_top.get() / ROW).saturating_sub(SPARE);
+        let shown = height.get().div_ceil(ROW) + 2 * SPARE;
         let start = first.min(total);
         let end = (first + shown).min(total);
         (start, end, total)
@@ -86,8 +86,8 @@ pub fn History() -> impl IntoView {
     };
     let measure = move || {
         if let Some(el) = viewport.get_untracked() {
-            height.set(f64::from(el.client_height()).max(ROW));
-            scroll_top.set(f64::from(el.scroll_top()));
+            height.set(usize::try_from(el.client_height()).unwrap_or(0).max(ROW));
+            scroll_top.set(usize::try_from(el.scroll_top()).unwrap_or(0));
         }
     };
     Effect::new(move |_| measure());
@@ -109,19 +109,19 @@ pub fn History() -> impl IntoView {
             <div class="history-viewport" node_ref=viewport
                 on:scroll=move |_| {
                     if let Some(el) = viewport.get_untracked() {
-                        scroll_top.set(f64::from(el.scroll_top()));
+                        scroll_top.set(usize::try_from(el.scroll_top()).unwrap_or(0));
                     }
                 }>
                 <table>
                     <thead><tr><th>"Sent"</th><th>"To"</th><th>"Command"</th><th>"Status"</th><th>"Tries"</th><th>"Round trip"</th><th></th></tr></thead>
                     <tbody>
-                        <tr class="spacer" style:height=move || format!("{}px", window().0 as f64 * ROW)></tr>
+                        <tr class="spacer" style:height=move || format!("{}px", window().0 * ROW)></tr>
                         <For each=rows key=|tid| *tid let:tid>
                             <HistoryRow tid=tid />
                         </For>
                         <tr class="spacer" style:height=move || {
                             let (_, end, total) = window();
-                            format!("{}px", (total - end) as f64 * ROW)
+                            format!("{}px", (total - end) * ROW)
                         }></tr>
                     </tbody>
                 </table>

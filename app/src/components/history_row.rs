@@ -1,4 +1,5 @@
-//! One command in the history: its lifecycle, live.
+//! One command in the history: its lifecycle, live. What never changes (when it was sent, to
+//! whom, what) is drawn once; the rest follows the command's signal.
 
 use leptos::prelude::*;
 use switchboard_protocol::Tid;
@@ -15,34 +16,51 @@ pub fn HistoryRow(tid: Tid) -> impl IntoView {
     let Some(c) = link.store.command(&tid) else {
         return ().into_any();
     };
+    let (sent, target, cmd, detail, group) = c.with_untracked(|c| {
+        (
+            clock_time(c.created_at),
+            c.target.clone(),
+            c.cmd.clone(),
+            c.detail.clone(),
+            c.group,
+        )
+    });
+    let retry_at = Memo::new(move |_| c.with(|c| c.next_retry.filter(|_| !c.finished)));
     let retry_in = move || {
-        c.with(|c| {
-            c.next_retry.filter(|_| !c.finished).map(|at| {
-                let s = at.saturating_since(clock.0.get()).as_secs();
-                format!("next retry in {s} s")
-            })
+        retry_at.get().map(|at| {
+            let s = at.saturating_since(clock.0.get()).as_secs();
+            format!("next retry in {s} s")
         })
     };
+    let status = move || {
+        c.with(|c| {
+            let mut s = c.status.clone();
+            if c.late {
+                s.push_str(" (late answer)");
+            }
+            if let Some(n) = c.ambiguous {
+                s.push_str(&format!(
+                    " (ambiguous: {n} text commands were outstanding, matched to the oldest)"
+                ));
+            }
+            if let Some(a) = &c.answer {
+                s.push_str(&format!(" · “{a}”"));
+            }
+            s
+        })
+    };
+    let matrix =
+        group.then(|| view! { <button on:click=move |_| link.open_fanout(tid)>"matrix"</button> });
     view! {
         <tr class=move || c.with(|c| c.class) data-tid=tid.to_string()
             data-phase=move || c.with(|c| c.status.clone())>
-            <td>{move || c.with(|c| clock_time(c.created_at))}</td>
-            <td>{move || c.with(|c| c.target.clone())}</td>
-            <td>{move || c.with(|c| c.cmd.clone())}<small>{move || c.with(|c| c.detail.clone())}</small></td>
-            <td class="status">
-                {move || c.with(|c| c.status.clone())}
-                {move || c.with(|c| c.late).then_some(" (late answer)")}
-                {move || c.with(|c| c.ambiguous.map(|n| format!(" (ambiguous: {n} text commands were outstanding, matched to the oldest)")))}
-                {move || c.with(|c| c.answer.clone().map(|a| format!(" · “{a}”")))}
-                <small>{retry_in}</small>
-            </td>
+            <td>{sent}</td>
+            <td>{target}</td>
+            <td>{cmd}<small>{detail}</small></td>
+            <td class="status">{status}<small>{retry_in}</small></td>
             <td>{move || c.with(|c| c.attempts)}</td>
             <td>{move || c.with(|c| c.round_trip_ms.map(|ms| format!("{ms} ms")).unwrap_or_default())}</td>
-            <td>
-                <Show when=move || c.with(|c| c.group)>
-                    <button on:click=move |_| link.open_fanout(tid)>"matrix"</button>
-                </Show>
-            </td>
+            <td>{matrix}</td>
         </tr>
     }
     .into_any()

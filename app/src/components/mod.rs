@@ -20,6 +20,15 @@ pub mod text_command;
 
 use switchboard_protocol::Timestamp;
 
+/// A number with one decimal, as SVG coordinates, percentages and temperatures are drawn:
+/// `12.3`, `-0.5`. Integer arithmetic: the panel carries no float formatting for this.
+pub fn tenths(x: f64) -> String {
+    let t = (x * 10.0).round() as i64;
+    let sign = if t < 0 { "-" } else { "" };
+    let t = t.unsigned_abs();
+    format!("{sign}{}.{}", t / 10, t % 10)
+}
+
 /// A wall-clock time as `HH:MM:SS.mmm` (UTC).
 pub fn clock_time(t: Timestamp) -> String {
     let ms = t.as_millis();
@@ -31,4 +40,18 @@ pub fn clock_time(t: Timestamp) -> String {
         s % 60,
         ms % 1000
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tenths;
+    #[cfg(target_family = "wasm")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn tenths_round_like_the_float_formatter() {
+        for x in [0.0, 12.34, 21.5, -0.04, -0.06, -3.26, 99.94, 1234.56, 0.049] {
+            assert_eq!(tenths(x), format!("{x:.1}").replace("-0.0", "0.0"), "{x}");
+        }
+    }
 }

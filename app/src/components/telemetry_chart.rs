@@ -2,6 +2,7 @@
 
 use leptos::prelude::*;
 
+use super::tenths;
 use crate::device_view::DeviceView;
 
 const W: f64 = 300.0;
@@ -33,25 +34,29 @@ pub fn TelemetryChart(dev: ReadSignal<DeviceView>) -> impl IntoView {
     let points = move || {
         coords()
             .iter()
-            .map(|(x, y)| format!("{x:.1},{y:.1}"))
+            .map(|(x, y)| format!("{},{}", tenths(*x), tenths(*y)))
             .collect::<Vec<_>>()
             .join(" ")
     };
     let dots = move || {
         coords()
             .into_iter()
-            .map(|(x, y)| view! { <circle cx=format!("{x:.1}") cy=format!("{y:.1}") r="1.8" fill="currentColor" /> })
+            .map(
+                |(x, y)| view! { <circle cx=tenths(x) cy=tenths(y) r="1.8" fill="currentColor" /> },
+            )
             .collect_view()
     };
     let caption = move || {
         dev.with(|d| match (d.telemetry_interval_ms, d.telemetry.back()) {
-            (Some(ms), Some(s)) => format!("telemetry every {ms} ms · latest {:.1} °C", s.value),
+            (Some(ms), Some(s)) => {
+                format!("telemetry every {ms} ms · latest {} °C", tenths(s.value))
+            }
             _ => "no telemetry yet (set an interval to start it)".to_owned(),
         })
     };
     view! {
         <figure class="telemetry" data-samples=move || dev.with(|d| d.telemetry.len())>
-            <svg viewBox=format!("0 0 {W} {H}") width="100%" height="60" role="img" aria-label=caption>
+            <svg viewBox=format!("0 0 {} {}", W as u32, H as u32) width="100%" height="60" role="img" aria-label=caption>
                 <polyline fill="none" stroke="currentColor" stroke-width="1" opacity="0.5" points=points />
                 {dots}
             </svg>
