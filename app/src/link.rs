@@ -62,7 +62,6 @@ impl Link {
         self.input(|p, t| {
             let tid = p.client.submit(target, command, SendOptions::default(), t);
             p.projection.on_submitted(tid, p.client.tracker());
-            p.plan_save();
             tid
         })
     }
@@ -74,7 +73,6 @@ impl Link {
                 .client
                 .submit_text(device, text, SendOptions::default(), t);
             p.projection.on_submitted(tid, p.client.tracker());
-            p.plan_save();
             tid
         })
     }

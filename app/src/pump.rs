@@ -10,6 +10,7 @@ use std::rc::{Rc, Weak};
 use std::time::Duration;
 
 use gloo_timers::callback::Timeout;
+use leptos::prelude::{GetUntracked, WithUntracked};
 use switchboard_protocol::client::{Client, ClientEvent, Switchboard};
 use switchboard_protocol::session::{
     ConnectionState, ProtocolVersion, QoS, SessionConfig, SessionEvent,
@@ -42,7 +43,7 @@ const FRAME_MS: u64 = 16;
 const FLUSHES_PER_FRAME: u32 = 4;
 /// If animation frames do not come (a hidden tab), the store is written after this long anyway.
 const FRAME_FALLBACK_MS: u32 = 250;
-/// Unfinished commands are saved for a reload at most this often (and right after a submit).
+/// Unfinished commands are saved for a reload at most this often.
 const SAVE_EVERY: Duration = Duration::from_secs(1);
 
 /// Everything the link moves along. See the [module documentation](self).
@@ -192,13 +193,19 @@ impl Pump {
     }
 
     /// Carries out what the client asks for and takes in what it reports, until it is quiet;
-    /// then re-arms the timer.
+    /// then re-arms the timer. What the client writes in one go leaves in one WebSocket message
+    /// (MQTT allows several packets per frame): one browser call instead of one per packet.
     fn settle(&mut self, t: Timestamp) {
+        let mut out = Vec::new();
         loop {
             while let Some(bytes) = self.client.poll_transmit() {
-                if let Some(Err(e)) = self.socket.as_ref().map(|s| s.send(&bytes)) {
+                out.extend_from_slice(&bytes);
+            }
+            if !out.is_empty() {
+                if let Some(Err(e)) = self.socket.as_ref().map(|s| s.send(&out)) {
                     log(&e);
                 }
+                out.clear();
             }
             let Some(ev) = self.client.poll_event() else {
                 break;
@@ -340,6 +347,10 @@ impl Pump {
     /// flushes were made in this frame's time. Otherwise a flush is planned for the next animation
     /// frame: for progress on the way (`delivered`), and for a stream of answers beyond the few.
     fn flush_now_or_plan(&mut self, t: Timestamp) -> bool {
+        if !self.has_news() {
+            // A keep-alive, an acknowledgement, a timer that found nothing due: no frame.
+            return false;
+        }
         if !self.projection.is_urgent() {
             self.plan_flush(Flush::Lazy);
             return false;
@@ -358,6 +369,17 @@ impl Pump {
         }
         self.plan_flush(Flush::Paced);
         false
+    }
+
+    /// Whether the store would change: the projection has something, or the connection, its
+    /// error or the open device moved.
+    fn has_news(&self) -> bool {
+        let store = self.writer.store();
+        self.projection.is_dirty()
+            || store.conn.with_untracked(|c| *c != self.conn())
+            || store.conn_error.with_untracked(|e| *e != self.conn_error)
+            || store.selected.with_untracked(|s| *s != self.selected)
+            || store.forgotten.get_untracked() != self.client.tracker().forgotten()
     }
 
     /// Plans a flush for the next animation frame, with a fallback timer for a hidden tab.
@@ -386,14 +408,20 @@ impl Pump {
         self.flush_planned = Some((fallback, why));
     }
 
-    /// Saves unfinished commands right after the current task (a submit is drawn first; a page
-    /// going away saves at once on `pagehide`).
-    pub fn plan_save(&mut self) {
+    /// Saves unfinished commands after the current task, and at most once per [`SAVE_EVERY`]: a
+    /// press is drawn first, and a stream of presses costs one save a second. A page going away
+    /// saves at once (`pagehide`).
+    fn plan_save(&mut self, t: Timestamp) {
         if self.save_planned.is_some() {
             return;
         }
+        let due = self.last_save + SAVE_EVERY;
+        let wait = due
+            .saturating_since(t)
+            .as_millis()
+            .min(u128::from(u32::MAX)) as u32;
         let me = self.me.clone();
-        self.save_planned = Some(Timeout::new(0, move || {
+        self.save_planned = Some(Timeout::new(wait, move || {
             if let Some(rc) = me.upgrade() {
                 let mut p = rc.borrow_mut();
                 p.save_planned = None;
@@ -460,8 +488,8 @@ pub fn flush(rc: &Rc<RefCell<Pump>>) {
         let t = now();
         let batch = p.projection.take_batch(p.client.tracker());
         let outstanding_changed = !batch.commands.is_empty();
-        if outstanding_changed && t.saturating_since(p.last_save) >= SAVE_EVERY {
-            p.plan_save();
+        if outstanding_changed {
+            p.plan_save(t);
         }
         (
             p.writer,
