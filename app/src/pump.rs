@@ -13,7 +13,7 @@ use gloo_timers::callback::Timeout;
 use leptos::prelude::{GetUntracked, WithUntracked};
 use switchboard_protocol::client::{Client, ClientEvent, Switchboard};
 use switchboard_protocol::session::{
-    ConnectionState, ProtocolVersion, QoS, SessionConfig, SessionEvent,
+    only_acknowledgements, ConnectionState, ProtocolVersion, QoS, SessionConfig, SessionEvent,
 };
 use switchboard_protocol::tracker::{Retention, TrackerConfig};
 use switchboard_protocol::{DeviceId, Engine, IssuerId, Timestamp};
@@ -59,6 +59,10 @@ pub struct Pump {
     flush_planned: Option<(Timeout, Flush)>,
     /// Unfinished commands are to be saved after the current task.
     save_planned: Option<Timeout>,
+    /// Bytes the client wrote that have not left yet (acknowledgements waiting for company).
+    unsent: Vec<u8>,
+    /// `unsent` is to be written after the current burst of socket events.
+    write_planned: Option<Timeout>,
     /// The current pacing window and the flushes made at once in it.
     window: (Timestamp, u32),
     last_save: Timestamp,
@@ -103,6 +107,8 @@ impl Pump {
                 timer: None,
                 flush_planned: None,
                 save_planned: None,
+                unsent: Vec::new(),
+                write_planned: None,
                 window: (Timestamp::ZERO, 0),
                 last_save: Timestamp::ZERO,
                 telemetry_of: None,
@@ -115,7 +121,7 @@ impl Pump {
 
     /// Connects with `settings`, replacing any current connection.
     pub fn connect(&mut self, settings: Settings, t: Timestamp) {
-        self.socket = None;
+        self.drop_socket();
         self.close_reason = None;
         self.conn_error = None;
         self.settings = None;
@@ -193,19 +199,29 @@ impl Pump {
     }
 
     /// Carries out what the client asks for and takes in what it reports, until it is quiet;
-    /// then re-arms the timer. What the client writes in one go leaves in one WebSocket message
-    /// (MQTT allows several packets per frame): one browser call instead of one per packet.
+    /// then re-arms the timer.
+    ///
+    /// Writes leave in as few WebSocket messages as possible (MQTT allows several packets per
+    /// message; each message is a browser call that costs more than the packets): what one turn
+    /// writes leaves together, and acknowledgements of the broker's messages wait for the end of
+    /// the current burst of socket events (a zero timer), so that a stream of answers is
+    /// acknowledged a few dozen at a time. Anything else takes waiting acknowledgements with it.
     fn settle(&mut self, t: Timestamp) {
-        let mut out = Vec::new();
         loop {
+            let mut urgent = false;
             while let Some(bytes) = self.client.poll_transmit() {
-                out.extend_from_slice(&bytes);
+                urgent |= !only_acknowledgements(&bytes);
+                self.unsent.extend_from_slice(&bytes);
             }
-            if !out.is_empty() {
-                if let Some(Err(e)) = self.socket.as_ref().map(|s| s.send(&out)) {
-                    log(&e);
-                }
-                out.clear();
+            if urgent {
+                self.write_unsent();
+            } else if !self.unsent.is_empty() && self.write_planned.is_none() {
+                let me = self.me.clone();
+                self.write_planned = Some(Timeout::new(0, move || {
+                    if let Some(rc) = me.upgrade() {
+                        rc.borrow_mut().write_unsent();
+                    }
+                }));
             }
             let Some(ev) = self.client.poll_event() else {
                 break;
@@ -213,6 +229,26 @@ impl Pump {
             self.on_event(ev, t);
         }
         self.arm_timer(t);
+    }
+
+    /// Lets the socket go, with what was waiting for it: acknowledgements belong to their
+    /// connection (the broker sends again what a new one has not acknowledged).
+    fn drop_socket(&mut self) {
+        self.socket = None;
+        self.unsent.clear();
+        self.write_planned = None;
+    }
+
+    /// Writes what waits to the socket, in one message.
+    fn write_unsent(&mut self) {
+        self.write_planned = None;
+        if self.unsent.is_empty() {
+            return;
+        }
+        if let Some(Err(e)) = self.socket.as_ref().map(|s| s.send(&self.unsent)) {
+            log(&e);
+        }
+        self.unsent.clear();
     }
 
     fn on_event(&mut self, ev: ClientEvent, t: Timestamp) {
@@ -226,7 +262,7 @@ impl Pump {
         match ev {
             SessionEvent::OpenTransport => self.open_socket(t),
             // What was left to write (a DISCONNECT) went out before this event.
-            SessionEvent::CloseTransport => self.socket = None,
+            SessionEvent::CloseTransport => self.drop_socket(),
             SessionEvent::Connected { session_present } => {
                 self.conn_error = None;
                 self.close_reason = None;
@@ -270,7 +306,7 @@ impl Pump {
     }
 
     fn open_socket(&mut self, t: Timestamp) {
-        self.socket = None;
+        self.drop_socket();
         let Some(url) = self.settings.as_ref().map(|s| s.url.trim().to_owned()) else {
             return;
         };
@@ -295,7 +331,7 @@ impl Pump {
             SocketEvent::Bytes(b) => self.client.handle_bytes(&b, t),
             SocketEvent::Closed(reason) => {
                 self.close_reason = Some(reason);
-                self.socket = None;
+                self.drop_socket();
                 self.client.handle_transport_closed(t);
             }
         }

@@ -244,7 +244,8 @@ impl Default for StoreWriter {
     }
 }
 
-/// Merges `added` (sorted) into `ids` (sorted), in one pass.
+/// Merges `added` (sorted) into `ids` (sorted): a few into many by binary search (a discovery
+/// brings a few dozen per flush into thousands), otherwise in one pass.
 fn merge_sorted(ids: &mut Vec<DeviceId>, added: Vec<DeviceId>) {
     let before = |a: &DeviceId, b: &DeviceId| natural(a.as_str(), b.as_str()).is_le();
     if ids
@@ -252,6 +253,13 @@ fn merge_sorted(ids: &mut Vec<DeviceId>, added: Vec<DeviceId>) {
         .is_none_or(|last| added.first().is_some_and(|first| before(last, first)))
     {
         ids.extend(added);
+        return;
+    }
+    if added.len() * 16 < ids.len() {
+        for id in added {
+            let at = ids.partition_point(|x| before(x, &id));
+            ids.insert(at, id);
+        }
         return;
     }
     let old = std::mem::take(ids);
@@ -309,6 +317,20 @@ mod tests {
             added.sort_by(|a, b| natural(a.as_str(), b.as_str()));
             merge_sorted(&mut list, added);
         }
+        // A few into many takes the binary-search path.
+        let mut many: Vec<DeviceId> = (1..=100)
+            .map(|i| DeviceId::new(format!("d{}", 2 * i)).expect("valid"))
+            .collect();
+        merge_sorted(&mut many, ids(&["d3", "d101"]));
+        let at = |n: &str| many.iter().position(|d| d.as_str() == n);
+        assert_eq!((at("d2"), at("d3"), at("d4")), (Some(0), Some(1), Some(2)));
+        assert_eq!(
+            (at("d100"), at("d101"), at("d102")),
+            (Some(50), Some(51), Some(52))
+        );
+        assert!(many
+            .windows(2)
+            .all(|w| natural(w[0].as_str(), w[1].as_str()).is_lt()));
         let names: Vec<&str> = list.iter().map(DeviceId::as_str).collect();
         assert_eq!(
             names,

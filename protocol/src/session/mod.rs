@@ -42,6 +42,7 @@ mod engine;
 mod event;
 mod message;
 mod outbox;
+mod packets;
 mod send;
 mod subscriptions;
 mod timers;
@@ -66,6 +67,7 @@ use crate::time::Timestamp;
 pub use config::{ProtocolVersion, QoS, SessionConfig, Will};
 pub use event::{ConnectionState, SessionError, SessionEvent};
 pub use message::{Message, Publish, PublishId};
+pub use packets::only_acknowledgements;
 
 use outbox::Outbox;
 use send::check_publish;
