@@ -206,6 +206,8 @@ impl Pump {
     /// writes leaves together, and acknowledgements of the broker's messages wait for the end of
     /// the current burst of socket events (a zero timer), so that a stream of answers is
     /// acknowledged a few dozen at a time. Anything else takes waiting acknowledgements with it.
+    /// A hidden tab writes at once: its timers are throttled to a second or more, and the broker
+    /// sends no more than its in-flight window before the acknowledgements come.
     fn settle(&mut self, t: Timestamp) {
         loop {
             let mut urgent = false;
@@ -213,7 +215,7 @@ impl Pump {
                 urgent |= !only_acknowledgements(&bytes);
                 self.unsent.extend_from_slice(&bytes);
             }
-            if urgent {
+            if urgent || page_hidden() {
                 self.write_unsent();
             } else if !self.unsent.is_empty() && self.write_planned.is_none() {
                 let me = self.me.clone();
@@ -548,6 +550,13 @@ pub fn flush(rc: &Rc<RefCell<Pump>>) {
         log(&n.text);
     }
     writer.notices(batch.notices);
+}
+
+/// Whether the page is hidden (a background tab), where timers are throttled.
+fn page_hidden() -> bool {
+    web_sys::window()
+        .and_then(|w| w.document())
+        .is_some_and(|d| d.hidden())
 }
 
 fn seed() -> u64 {
