@@ -469,26 +469,44 @@ fn looks_like_json(bytes: &[u8]) -> bool {
     bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
 }
 
-fn decode_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
+/// An envelope that says which version of the format it is in.
+trait Versioned {
+    fn version(&self) -> u8;
+}
+
+macro_rules! versioned {
+    ($($t:ty),*) => {$(
+        impl Versioned for $t {
+            fn version(&self) -> u8 {
+                self.v
+            }
+        }
+    )*};
+}
+
+versioned!(Request, Response, Status, Telemetry, LogLines);
+
+/// Reads an envelope in one pass; only when that fails is the version read on its own, so that
+/// an envelope of another version is reported as such rather than as a field error.
+fn decode_json<T: serde::de::DeserializeOwned + Versioned>(bytes: &[u8]) -> Result<T, DecodeError> {
     #[derive(Deserialize)]
     struct Version {
         v: Option<u64>,
     }
-    let version: Version = serde_json::from_slice(bytes).map_err(|e| DecodeError::Malformed {
-        detail: e.to_string(),
-    })?;
-    match version.v {
-        Some(1) => {}
-        Some(v) => return Err(DecodeError::UnsupportedVersion { version: v }),
-        None => {
-            return Err(DecodeError::Malformed {
+    let unsupported = |v: u64| DecodeError::UnsupportedVersion { version: v };
+    match serde_json::from_slice::<T>(bytes) {
+        Ok(t) if u64::from(t.version()) == u64::from(VERSION) => Ok(t),
+        Ok(t) => Err(unsupported(u64::from(t.version()))),
+        Err(e) => match serde_json::from_slice::<Version>(bytes) {
+            Ok(Version { v: Some(v) }) if v != u64::from(VERSION) => Err(unsupported(v)),
+            Ok(Version { v: None }) => Err(DecodeError::Malformed {
                 detail: "missing field `v`".to_owned(),
-            })
-        }
+            }),
+            _ => Err(DecodeError::Malformed {
+                detail: e.to_string(),
+            }),
+        },
     }
-    serde_json::from_slice(bytes).map_err(|e| DecodeError::Malformed {
-        detail: e.to_string(),
-    })
 }
 
 /// Decodes what arrived on a request topic.
@@ -673,6 +691,24 @@ mod tests {
         assert!(matches!(
             decode_request(&big),
             Err(DecodeError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn a_whole_envelope_of_another_version_is_reported_as_such() {
+        let mut r = sample_request();
+        r.v = 2;
+        assert_eq!(
+            decode_request(&r.encode()),
+            Err(DecodeError::UnsupportedVersion { version: 2 })
+        );
+        assert_eq!(
+            decode_request(br#"{"v":300,"tid":"x"}"#),
+            Err(DecodeError::UnsupportedVersion { version: 300 })
+        );
+        assert!(matches!(
+            decode_request(br#"{"v":"1","tid":"x"}"#),
+            Err(DecodeError::Malformed { .. })
         ));
     }
 
