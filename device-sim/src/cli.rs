@@ -257,6 +257,12 @@ fn version(s: &str) -> anyhow::Result<ProtocolVersion> {
 
 async fn run_fleet(args: RunArgs) -> anyhow::Result<ExitCode> {
     let specs = specs(&args)?;
+    let embedded = args.broker.is_none() || args.embedded_broker;
+    match crate::limits::raise_open_files() {
+        Ok(limit) => crate::limits::check_open_files(specs.len(), embedded, limit)
+            .map_err(anyhow::Error::msg)?,
+        Err(e) => tracing::warn!(error = %e, "cannot read the open-files limit"),
+    }
     let (url, broker) = match &args.broker {
         Some(u) if !args.embedded_broker => (BrokerUrl::parse(u)?, None),
         _ => {

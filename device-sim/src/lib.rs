@@ -10,6 +10,7 @@ pub mod device;
 pub mod faults;
 pub mod fleet;
 pub mod journal;
+pub mod limits;
 pub mod link;
 pub mod send;
 pub mod store;
