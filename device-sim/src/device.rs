@@ -132,6 +132,8 @@ pub async fn run(
     Ok(())
 }
 
+mod act;
+
 struct Device {
     spec: DeviceSpec,
     opts: Arc<FleetOptions>,
@@ -528,71 +530,6 @@ impl Device {
         }
     }
 
-    /// Gives a command its effect. `Err` is a failure message.
-    fn act(&mut self, link: &mut Link, command: &Command) -> Result<serde_json::Value, String> {
-        self.note(format!("executing {}", command.name()));
-        match command {
-            Command::Light { on } => {
-                self.state.light = *on;
-                Ok(json!({ "light": on }))
-            }
-            Command::Led { on } => {
-                self.state.led = *on;
-                Ok(json!({ "led": on }))
-            }
-            Command::Restart { delay_ms } => Ok(json!({ "restarting_in_ms": delay_ms })),
-            Command::GetLog { lines } => {
-                let n = usize::try_from(*lines)
-                    .unwrap_or(usize::MAX)
-                    .min(self.log.len());
-                let lines: Vec<_> = self.log.iter().skip(self.log.len() - n).cloned().collect();
-                let payload = serde_json::to_vec(&LogLines {
-                    v: VERSION,
-                    device: self.spec.id.clone(),
-                    lines,
-                })
-                .unwrap_or_default();
-                let topic = topic::log(&self.spec.id);
-                self.publish(link, Publish::new(topic.clone(), payload, QoS::AtLeastOnce));
-                Ok(json!({ "published": n, "topic": topic }))
-            }
-            Command::SetTelemetryInterval { interval_ms } => {
-                self.state.telemetry_interval_ms = *interval_ms;
-                self.schedule_telemetry();
-                Ok(json!({ "telemetry_interval_ms": interval_ms }))
-            }
-            Command::SetConfig { config } => {
-                let saved = &mut self.persisted.saved_config;
-                merge(saved, config);
-                let saved = saved.clone();
-                self.state.pending_config = (saved != self.state.config).then_some(saved.clone());
-                Ok(json!({ "saved": saved, "takes_effect": "next restart" }))
-            }
-            // The state travels in every answer's `state`; no need to remember a copy as a result.
-            Command::GetState => Ok(serde_json::Value::Null),
-            Command::FirmwareStage { version } => {
-                self.persisted.staged_firmware = Some(version.clone());
-                Ok(json!({ "staged": version }))
-            }
-            Command::FirmwareVerify => match &self.persisted.staged_firmware {
-                Some(v) => Ok(json!({ "verified": v })),
-                None => Err("nothing staged to verify".to_owned()),
-            },
-            Command::FirmwareActivate => match self.persisted.staged_firmware.take() {
-                Some(v) => {
-                    self.persisted.firmware = v.clone();
-                    self.state.firmware = v.clone();
-                    Ok(json!({ "firmware": v }))
-                }
-                None => Err("nothing staged to activate".to_owned()),
-            },
-            _ => Err(format!(
-                "{} is not supported by this device",
-                command.name()
-            )),
-        }
-    }
-
     /// Says goodbye (retained status offline), leaves once the broker has its answers (see
     /// `leaving`), and comes back after `delay`.
     fn restart(&mut self, link: &mut Link, delay: Duration) {
@@ -633,18 +570,5 @@ impl Device {
         let mut events = Vec::new();
         link.flush(&mut events).await;
         self.went_offline();
-    }
-}
-
-/// Saved configuration: fields given replace the saved ones, fields left out stay.
-fn merge(saved: &mut Config, new: &Config) {
-    if let Some(v) = new.telemetry_interval_ms {
-        saved.telemetry_interval_ms = Some(v);
-    }
-    if let Some(v) = new.light_on_boot {
-        saved.light_on_boot = Some(v);
-    }
-    if let Some(v) = &new.label {
-        saved.label = Some(v.clone());
     }
 }
