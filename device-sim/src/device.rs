@@ -28,7 +28,7 @@ use tokio::time::Instant;
 use crate::faults::Faults;
 use crate::journal::Journal;
 use crate::link::{now, Link, Wake};
-use crate::store::{Persisted, Store};
+use crate::store::{DeviceRecord, Persisted, Store};
 use crate::transport::Endpoint;
 
 /// Firmware every device starts with.
@@ -139,11 +139,9 @@ struct Device {
     opts: Arc<FleetOptions>,
     gate: DeviceGate,
     state: DeviceState,
-    persisted: Persisted,
+    /// The device's own part of what survives a restart; the gate holds the rest.
+    record: DeviceRecord,
     store: Store,
-    /// Without a journal, the record is taken only when a restart needs it: until then the gate
-    /// and `persisted` hold exactly what it would say. Set when it is out of date.
-    record_stale: bool,
     stats: Arc<Stats>,
     rng: fastrand::Rng,
     log: VecDeque<String>,
@@ -173,13 +171,12 @@ impl Device {
         seed: u64,
     ) -> anyhow::Result<(Device, Vec<Reply>)> {
         let mut d = Device {
-            gate: DeviceGate::new(GateConfig::new(spec.id.clone())),
+            gate: DeviceGate::new(gate_config(&spec.id, &store)),
             spec,
             opts,
             state: DeviceState::default(),
-            persisted: Persisted::default(),
+            record: DeviceRecord::default(),
             store,
-            record_stale: false,
             stats,
             rng: fastrand::Rng::with_seed(seed),
             log: VecDeque::new(),
@@ -191,17 +188,17 @@ impl Device {
             back_at: None,
             leaving: None,
         };
-        let replies = d.reboot().await?;
+        let from = d.store.load()?.unwrap_or_default();
+        let replies = d.reboot(from).await;
         Ok((d, replies))
     }
 
-    /// Reloads what survives a restart and applies the saved configuration.
-    async fn reboot(&mut self) -> anyhow::Result<Vec<Reply>> {
-        if std::mem::take(&mut self.record_stale) {
-            self.persisted.gate = self.gate.snapshot();
-            self.store.save(&self.persisted).await?;
-        }
-        let mut p = self.store.load().await?.unwrap_or_default();
+    /// Starts from what survived (`from`) and applies the saved configuration.
+    async fn reboot(&mut self, from: Persisted) -> Vec<Reply> {
+        let Persisted {
+            device: mut p,
+            gate: snapshot,
+        } = from;
         p.boots += 1;
         if p.firmware.is_empty() {
             p.firmware = FACTORY_FIRMWARE.to_owned();
@@ -218,15 +215,14 @@ impl Device {
             sequences: Default::default(),
             boots: p.boots,
         };
-        let snapshot = std::mem::take(&mut p.gate);
         let (gate, replies) = DeviceGate::restore(
-            GateConfig::new(self.spec.id.clone()),
+            gate_config(&self.spec.id, &self.store),
             snapshot,
             &self.state,
             now(),
         );
         self.gate = gate;
-        self.persisted = p;
+        self.record = p;
         self.persist().await;
         self.state.sequences = self.gate.sequence_positions();
         if !self.inbox.is_empty() {
@@ -247,7 +243,7 @@ impl Device {
         } else {
             self.note(format!("boot {}", self.state.boots));
         }
-        Ok(replies)
+        replies
     }
 
     fn session_config(&self) -> SessionConfig {
@@ -298,16 +294,11 @@ impl Device {
         self.log.push_back(format!("{} {line}", now().as_millis()));
     }
 
-    /// Writes the record (the gate's memory and journal included) before the device goes on: on
-    /// disk with a journal; in memory, only once a restart needs it (see `record_stale`), so that a
-    /// command costs the same with 10 or 4,000 answers remembered.
+    /// Writes what changed (the gate's memory and journal included) before the device goes on,
+    /// with a journal; without one, the gate and `record` are what a restart boots from. Either
+    /// way a command costs the same with 10 or 4,000 answers remembered.
     async fn persist(&mut self) {
-        if !self.store.is_durable() {
-            self.record_stale = true;
-            return;
-        }
-        self.persisted.gate = self.gate.snapshot();
-        if let Err(e) = self.store.save(&self.persisted).await {
+        if let Err(e) = self.store.save(&self.record, &mut self.gate).await {
             tracing::error!(device = %self.spec.id, store = %self.store, error = %e, "could not persist state");
         }
     }
@@ -550,13 +541,14 @@ impl Device {
 
     /// Boots again and answers what the previous life left unfinished (queued until connected).
     async fn reboot_and_report(&mut self, link: &mut Link) {
-        match self.reboot().await {
-            Ok(replies) => {
-                for r in replies {
-                    self.respond(link, &r);
-                }
-            }
-            Err(e) => tracing::error!(device = %self.spec.id, error = %e, "reboot failed"),
+        // What is on disk is what the gate and the record hold once everything is saved.
+        self.persist().await;
+        let from = Persisted {
+            device: self.record.clone(),
+            gate: self.gate.snapshot(),
+        };
+        for r in self.reboot(from).await {
+            self.respond(link, &r);
         }
     }
 
@@ -571,4 +563,11 @@ impl Device {
         link.flush(&mut events).await;
         self.went_offline();
     }
+}
+
+/// The gate's settings: it logs its changes when they are saved to a journal.
+fn gate_config(device: &DeviceId, store: &Store) -> GateConfig {
+    let mut config = GateConfig::new(device.clone());
+    config.log_changes = store.is_durable();
+    config
 }

@@ -1,15 +1,18 @@
 //! Durable state for a whole fleet: one append-only journal with group commit.
 //!
-//! A save appends the device's whole record as one line (`{"device": .., "record": ..}`). One
+//! A save appends one line: the device's whole record (`{"device": .., "record": ..}`), or what its
+//! gate changed since the save before (`{"device": .., "gate": ..}`, see [`Store`](crate::store)).
+//! A device's state is its last whole record with the changes after it applied in order. One
 //! writer thread takes every save that is waiting, writes them in one go and syncs the file once,
 //! then answers each: a device acts only once its record is on disk (the write-ahead promise of
 //! the gate's journal), and a thousand devices saving at once pay for one sync instead of a
 //! thousand file rewrites.
 //!
-//! At open, the journal is read back (the last record of each device wins; a torn last line, left
-//! by a crash in the middle of a write, is ignored) and written anew with one line per device.
+//! At open, the journal is read back (a torn last line, left by a crash in the middle of a write,
+//! is ignored) and written anew with each device's last whole record and the changes after it.
 //! While running, the writer compacts it the same way once it holds many times more lines than
-//! devices. Records of the older layout (one `<device>.json` file each) are still read.
+//! devices (a device writes a whole record at least every [`WHOLE_EVERY`] saves, so what is kept
+//! per device stays short). Records of the older layout (one `<device>.json` file each) are still read.
 //!
 //! Written by hand rather than on an embedded database: the whole job is "the latest record per
 //! device, durable before acting", and the batching that makes it cheap would sit on top of one
@@ -24,23 +27,28 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 
 use serde::{Deserialize, Serialize};
+use switchboard_protocol::gate::GateDelta;
 use switchboard_protocol::DeviceId;
 use tokio::sync::oneshot;
 
-use crate::store::Persisted;
+use crate::store::{Persisted, Saved, WHOLE_EVERY};
 
 /// The journal's file name in the state folder.
 const FILE: &str = "journal.jsonl";
-/// Compact once the file holds this many lines per device...
-const COMPACT_FACTOR: usize = 8;
+/// Compact once the file holds this many lines per device (at most `WHOLE_EVERY + 1` of them are
+/// kept)...
+const COMPACT_FACTOR: usize = 2 * (WHOLE_EVERY + 1);
 /// ...and at least this many lines in all.
 const COMPACT_FLOOR: usize = 50_000;
 
-/// One line of the journal.
+/// One line of the journal: a whole record or a gate's changes.
 #[derive(Serialize, Deserialize)]
-struct Line<D, R> {
+struct Line<D, R, G> {
     device: D,
-    record: R,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    record: Option<R>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gate: Option<G>,
 }
 
 /// A record on its way to disk, and who waits for it.
@@ -69,16 +77,16 @@ impl Journal {
         let path = dir.join(FILE);
         let lines = read_latest(&path)?;
         let mut loaded = HashMap::with_capacity(lines.len());
-        for (device, line) in &lines {
-            let parsed: Line<DeviceId, Persisted> = serde_json::from_slice(line).map_err(|e| {
+        for (device, chain) in &lines {
+            let record = replay(chain).map_err(|why| {
                 io::Error::new(
                     io::ErrorKind::InvalidData,
-                    format!("{}: the record of {device}: {e}", path.display()),
+                    format!("{}: the record of {device}: {why}", path.display()),
                 )
             })?;
-            loaded.insert(device.clone(), parsed.record);
+            loaded.insert(device.clone(), record);
         }
-        rewrite(&path, lines.values())?;
+        rewrite(&path, lines.values().flatten())?;
         let file = OpenOptions::new().append(true).open(&path)?;
         let (tx, rx) = mpsc::channel();
         let devices = lines.keys().cloned().collect();
@@ -86,7 +94,7 @@ impl Journal {
         let writer = Writer {
             path: path.clone(),
             file,
-            lines: lines.len(),
+            lines: lines.values().map(Vec::len).sum(),
             devices,
             syncs: syncs.clone(),
         };
@@ -125,9 +133,18 @@ impl Journal {
         }
     }
 
-    /// Appends `record` as `device`'s latest; returns once it is on disk.
-    pub async fn save(&self, device: &DeviceId, record: &Persisted) -> io::Result<()> {
-        let line = serde_json::to_vec(&Line { device, record }).map_err(io::Error::other)?;
+    /// Appends `device`'s whole record or its gate's changes; returns once it is on disk.
+    pub async fn save(&self, device: &DeviceId, saved: Saved<'_>) -> io::Result<()> {
+        let (record, gate) = match saved {
+            Saved::Whole(r) => (Some(r), None),
+            Saved::Changes(g) => (None, Some(g)),
+        };
+        let line = serde_json::to_vec(&Line {
+            device,
+            record,
+            gate,
+        })
+        .map_err(io::Error::other)?;
         let (done, wait) = oneshot::channel();
         self.saves
             .lock()
@@ -202,26 +219,47 @@ impl Writer {
             return Ok(());
         }
         let latest = read_latest(&self.path)?;
-        rewrite(&self.path, latest.values())?;
+        rewrite(&self.path, latest.values().flatten())?;
         self.file = OpenOptions::new().append(true).open(&self.path)?;
-        self.lines = latest.len();
+        self.lines = latest.values().map(Vec::len).sum();
         Ok(())
     }
 }
 
-/// The last line of each device in the journal at `path` (none if it does not exist). A last line
-/// that does not parse was cut off by a crash and is ignored; one elsewhere is an error.
-fn read_latest(path: &Path) -> io::Result<HashMap<DeviceId, Vec<u8>>> {
+/// A device's state from its lines: the whole record, then each change in order.
+fn replay(chain: &[Vec<u8>]) -> Result<Persisted, String> {
+    let mut record: Option<Persisted> = None;
+    for line in chain {
+        let parsed: Line<DeviceId, Persisted, GateDelta> =
+            serde_json::from_slice(line).map_err(|e| e.to_string())?;
+        match (parsed.record, parsed.gate, &mut record) {
+            (Some(whole), None, _) => record = Some(whole),
+            (None, Some(delta), Some(r)) => r.gate.apply(delta),
+            (None, Some(_), None) => {
+                return Err("changes without a whole record before them".into())
+            }
+            _ => return Err("a line is either a whole record or a gate's changes".into()),
+        }
+    }
+    record.ok_or_else(|| "no record".to_owned())
+}
+
+/// Each device's lines in the journal at `path` (none if it does not exist) that its state is
+/// made of: its last whole record and the changes after it. A last line that does not parse was
+/// cut off by a crash and is ignored; one elsewhere is an error.
+fn read_latest(path: &Path) -> io::Result<HashMap<DeviceId, Vec<Vec<u8>>>> {
     #[derive(Deserialize)]
     struct Head {
         device: DeviceId,
+        #[serde(default)]
+        record: Option<serde::de::IgnoredAny>,
     }
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(HashMap::new()),
         Err(e) => return Err(e),
     };
-    let mut latest = HashMap::new();
+    let mut latest: HashMap<DeviceId, Vec<Vec<u8>>> = HashMap::new();
     let mut bad: Option<(usize, String)> = None;
     for (n, line) in BufReader::new(file).split(b'\n').enumerate() {
         let line = line?;
@@ -236,7 +274,11 @@ fn read_latest(path: &Path) -> io::Result<HashMap<DeviceId, Vec<u8>>> {
         }
         match serde_json::from_slice::<Head>(&line) {
             Ok(head) => {
-                latest.insert(head.device, line);
+                let chain = latest.entry(head.device).or_default();
+                if head.record.is_some() {
+                    chain.clear();
+                }
+                chain.push(line);
             }
             Err(e) => bad = Some((n, e.to_string())),
         }
@@ -269,6 +311,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use crate::store::DeviceRecord;
 
     fn dir(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("journal-test-{}-{name}", std::process::id()));
@@ -278,7 +321,10 @@ mod tests {
 
     fn record(boots: u64) -> Persisted {
         Persisted {
-            boots,
+            device: DeviceRecord {
+                boots,
+                ..DeviceRecord::default()
+            },
             ..Persisted::default()
         }
     }
@@ -290,15 +336,15 @@ mod tests {
         {
             let j = Journal::open(&d).unwrap();
             for boots in 1..=5 {
-                j.save(&a, &record(boots)).await.unwrap();
+                j.save(&a, Saved::Whole(&record(boots))).await.unwrap();
             }
-            j.save(&b, &record(9)).await.unwrap();
+            j.save(&b, Saved::Whole(&record(9))).await.unwrap();
         }
         let text = fs::read_to_string(d.join(FILE)).unwrap();
         assert_eq!(text.lines().count(), 6, "one appended line per save");
         let j = Journal::open(&d).unwrap();
-        assert_eq!(j.take(&a).unwrap().unwrap().boots, 5);
-        assert_eq!(j.take(&b).unwrap().unwrap().boots, 9);
+        assert_eq!(j.take(&a).unwrap().unwrap().device.boots, 5);
+        assert_eq!(j.take(&b).unwrap().unwrap().device.boots, 9);
         assert!(j.take(&a).unwrap().is_none(), "taken once");
         let text = fs::read_to_string(d.join(FILE)).unwrap();
         assert_eq!(text.lines().count(), 2, "compacted at open");
@@ -311,7 +357,7 @@ mod tests {
         let a = DeviceId::new("a").unwrap();
         {
             let j = Journal::open(&d).unwrap();
-            j.save(&a, &record(3)).await.unwrap();
+            j.save(&a, Saved::Whole(&record(3))).await.unwrap();
         }
         let path = d.join(FILE);
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
@@ -319,7 +365,7 @@ mod tests {
         drop(f);
         let j = Journal::open(&d).unwrap();
         assert_eq!(
-            j.take(&a).unwrap().unwrap().boots,
+            j.take(&a).unwrap().unwrap().device.boots,
             3,
             "the cut-off save never happened"
         );
@@ -338,7 +384,7 @@ mod tests {
             let j = j.clone();
             tasks.push(tokio::spawn(async move {
                 let id = DeviceId::new(format!("d{i}")).unwrap();
-                j.save(&id, &record(i)).await
+                j.save(&id, Saved::Whole(&record(i))).await
             }));
         }
         for t in tasks {
@@ -353,7 +399,7 @@ mod tests {
         let j = Journal::open(&d).unwrap();
         for i in [0u64, 250, 499] {
             let id = DeviceId::new(format!("d{i}")).unwrap();
-            assert_eq!(j.take(&id).unwrap().unwrap().boots, i);
+            assert_eq!(j.take(&id).unwrap().unwrap().device.boots, i);
         }
         let _ = fs::remove_dir_all(&d);
     }

@@ -41,7 +41,7 @@ impl Device {
                 Ok(json!({ "telemetry_interval_ms": interval_ms }))
             }
             Command::SetConfig { config } => {
-                let saved = &mut self.persisted.saved_config;
+                let saved = &mut self.record.saved_config;
                 merge(saved, config);
                 let saved = saved.clone();
                 self.state.pending_config = (saved != self.state.config).then_some(saved.clone());
@@ -50,16 +50,16 @@ impl Device {
             // The state travels in every answer's `state`; no need to remember a copy as a result.
             Command::GetState => Ok(serde_json::Value::Null),
             Command::FirmwareStage { version } => {
-                self.persisted.staged_firmware = Some(version.clone());
+                self.record.staged_firmware = Some(version.clone());
                 Ok(json!({ "staged": version }))
             }
-            Command::FirmwareVerify => match &self.persisted.staged_firmware {
+            Command::FirmwareVerify => match &self.record.staged_firmware {
                 Some(v) => Ok(json!({ "verified": v })),
                 None => Err("nothing staged to verify".to_owned()),
             },
-            Command::FirmwareActivate => match self.persisted.staged_firmware.take() {
+            Command::FirmwareActivate => match self.record.staged_firmware.take() {
                 Some(v) => {
-                    self.persisted.firmware = v.clone();
+                    self.record.firmware = v.clone();
                     self.state.firmware = v.clone();
                     Ok(json!({ "firmware": v }))
                 }

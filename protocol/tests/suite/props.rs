@@ -167,6 +167,62 @@ proptest! {
         prop_assert!(executed.values().all(|n| *n == 1));
     }
 
+    /// A snapshot brought forward by the gate's deltas is the gate's snapshot, whatever ran:
+    /// executions, duplicates, stale and expired requests, text commands, sequence steps out of
+    /// turn, commands left running, evictions past the window, a restart on the way; and every
+    /// delta goes through JSON, as the device's journal writes it.
+    #[test]
+    fn deltas_applied_to_a_snapshot_give_the_gates_snapshot(
+        ops in prop::collection::vec((0usize..16, 0usize..6, 0u64..40, 0u8..4), 1..120)
+    ) {
+        let mut rng = fastrand::Rng::with_seed(2);
+        let tids: Vec<Tid> = (0..16).map(|_| Tid::random(&mut rng)).collect();
+        let config = || {
+            let mut c = GateConfig::new(DeviceId::new("d").unwrap());
+            c.window = 3;
+            c.max_remembered = 6;
+            c.log_changes = true;
+            c
+        };
+        let mut gate = DeviceGate::new(config());
+        let mut saved = gate.snapshot();
+        let state = DeviceState::default();
+        let mut running = Vec::new();
+        for (step, (i, cmd, at, what)) in ops.into_iter().enumerate() {
+            let now = Timestamp::from_millis(at * 100);
+            let cmds = ["get_state", "firmware_stage", "firmware_verify", "firmware_activate", "nope", "light"];
+            let r = Request {
+                v: VERSION, tid: tids[i], issuer: IssuerId::new(["a", "b"][i % 2]).unwrap(),
+                seq: (i as u64) * 3 + at % 3, cmd: cmds[cmd].into(),
+                args: serde_json::json!({"version": "2", "on": true}),
+                issued_at: Timestamp::ZERO, ttl_ms: Some(1_000 + 200 * (i as u64 % 4)), group: None,
+            };
+            let admission = if what == 3 {
+                gate.admit_text(b"light: on", Tid::random(&mut rng), now, &state)
+            } else {
+                gate.admit(&r, now, &state)
+            };
+            if let Admission::Execute(t) = admission {
+                running.push(t);
+            }
+            if what == 1 && !running.is_empty() {
+                let t = running.remove(step % running.len());
+                let _ = gate.finish(t, Ok(serde_json::json!({"n": step})), &state, now);
+            }
+            if what == 2 && step % 7 == 0 {
+                // A restart: the gate comes back from what was saved.
+                running.clear();
+                let delta = gate.take_delta().unwrap();
+                saved.apply(serde_json::from_str(&serde_json::to_string(&delta).unwrap()).unwrap());
+                let (g, _) = DeviceGate::restore(config(), saved.clone(), &state, now);
+                gate = g;
+            }
+            let delta = gate.take_delta().unwrap();
+            saved.apply(serde_json::from_str(&serde_json::to_string(&delta).unwrap()).unwrap());
+            prop_assert_eq!(&saved, &gate.snapshot());
+        }
+    }
+
     #[test]
     fn the_tracker_survives_any_response_payload(bytes in prop::collection::vec(any::<u8>(), 0..300), device in id()) {
         let mut t = CommandTracker::new(TrackerConfig::new(IssuerId::new("app").unwrap()), 1);

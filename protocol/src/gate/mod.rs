@@ -9,9 +9,11 @@
 //!   time to live over (`expired`), unknown command, invalid arguments, or a step of an ordered
 //!   sequence out of turn (`sequence_violation`).
 //!
-//! It also keeps a **journal** of commands being executed. The caller persists [`DeviceGate::snapshot`]
-//! before acting and after finishing; after a restart, [`DeviceGate::restore`] returns a report for
-//! every command that was cut off, with the outcome `interrupted`.
+//! It also keeps a **journal** of commands being executed. The caller persists it before acting
+//! and after finishing: the whole [`DeviceGate::snapshot`], or, with [`GateConfig::log_changes`],
+//! the [`GateDelta`] since the last save ([`DeviceGate::take_delta`]), which costs what one command
+//! changed rather than what the gate remembers. After a restart, [`DeviceGate::restore`] returns a
+//! report for every command that was cut off, with the outcome `interrupted`.
 //!
 //! Checks run in this order: duplicate, expiry, issuer order, command syntax, sequence. Every
 //! rejection is remembered under its TID like any other answer, so a retransmission of a rejected
@@ -21,158 +23,18 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
+mod delta;
+mod sequence;
+
+pub use delta::GateDelta;
+pub use sequence::{Sequence, SequenceDef, SequenceState};
+
 use crate::command::Command;
 use crate::envelope::{
     text_response, DeviceState, Outcome, Rejection, Request, Response, SequencePosition, Tid,
 };
 use crate::time::Timestamp;
 use crate::topic::{DeviceId, IssuerId};
-
-/// An ordered sequence of commands that must run one after the other.
-///
-/// ```text
-///                 step 0 ok               step 1 ok              last step ok
-///   ┌──────┐ ─────────────────▶ ┌────────┐ ──────────▶ ┌────────┐ ───────────▶ ┌──────┐
-///   │ Idle │                    │ Done 0 │             │ Done 1 │    ...       │ Idle │
-///   └──────┘ ◀── step 0 fails ─ └────────┘             └────────┘              └──────┘
-///      │                            │ step k fails: stays at Done k-1
-///      │ step k>0: rejected         │ step j != 1 (j>0): rejected, expected = step 1
-///      ▼                            ▼ step 0: starts over
-///   sequence_violation         sequence_violation
-/// ```
-///
-/// While a step runs the sequence is `Running k`; any other step of the same sequence is rejected
-/// until it finishes. Step 0 may always start the sequence over (for example to stage another
-/// firmware image), except while a step is running.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SequenceDef {
-    /// The sequence's name, e.g. `firmware`.
-    pub name: String,
-    /// The command names of its steps, in order.
-    pub steps: Vec<String>,
-}
-
-impl SequenceDef {
-    /// A sequence of the given steps.
-    pub fn new(
-        name: impl Into<String>,
-        steps: impl IntoIterator<Item = impl Into<String>>,
-    ) -> Self {
-        SequenceDef {
-            name: name.into(),
-            steps: steps.into_iter().map(Into::into).collect(),
-        }
-    }
-
-    /// Firmware update: `firmware_stage` -> `firmware_verify` -> `firmware_activate`.
-    pub fn firmware() -> Self {
-        SequenceDef::new(
-            "firmware",
-            ["firmware_stage", "firmware_verify", "firmware_activate"],
-        )
-    }
-}
-
-/// Where one sequence stands.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "at", content = "step", rename_all = "snake_case")]
-pub enum SequenceState {
-    /// Nothing started; only step 0 may run.
-    #[default]
-    Idle,
-    /// Step `k` is running.
-    Running(usize),
-    /// Step `k` finished; step `k + 1` (or step 0) may run.
-    Done(usize),
-}
-
-/// One ordered sequence and where it stands: the state machine drawn on [`SequenceDef`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Sequence {
-    def: SequenceDef,
-    state: SequenceState,
-}
-
-impl Sequence {
-    /// A sequence at rest.
-    pub fn new(def: SequenceDef) -> Self {
-        Sequence {
-            def,
-            state: SequenceState::Idle,
-        }
-    }
-
-    /// Its definition.
-    pub fn def(&self) -> &SequenceDef {
-        &self.def
-    }
-
-    /// Where it stands.
-    pub fn state(&self) -> SequenceState {
-        self.state
-    }
-
-    /// The index of `step` in this sequence, if it is one of its steps.
-    pub fn step_index(&self, step: &str) -> Option<usize> {
-        self.def.steps.iter().position(|s| s == step)
-    }
-
-    /// Starts step `k` if it may run now (the sequence becomes `Running k`), or says why not.
-    pub fn start(&mut self, k: usize) -> Result<(), Rejection> {
-        let allowed = match self.state {
-            SequenceState::Running(_) => false,
-            SequenceState::Idle => k == 0,
-            SequenceState::Done(d) => k == 0 || k == d + 1,
-        };
-        if !allowed {
-            return Err(Rejection::SequenceViolation {
-                sequence: self.def.name.clone(),
-                expected: self.expected(),
-                got: self.def.steps.get(k).cloned().unwrap_or_default(),
-            });
-        }
-        self.state = SequenceState::Running(k);
-        Ok(())
-    }
-
-    /// The running step finished: on success the sequence moves on (back to `Idle` after the last
-    /// step), otherwise it goes back to where it was before the step.
-    pub fn finish(&mut self, ok: bool) {
-        match self.state {
-            SequenceState::Running(k) if ok => {
-                self.state = if k + 1 >= self.def.steps.len() {
-                    SequenceState::Idle
-                } else {
-                    SequenceState::Done(k)
-                };
-            }
-            SequenceState::Running(0) => self.state = SequenceState::Idle,
-            SequenceState::Running(k) => self.state = SequenceState::Done(k - 1),
-            SequenceState::Idle | SequenceState::Done(_) => {}
-        }
-    }
-
-    /// The step that may run now; `None` while a step is running.
-    pub fn expected(&self) -> Option<String> {
-        match self.state {
-            SequenceState::Idle => self.def.steps.first().cloned(),
-            SequenceState::Running(_) => None,
-            SequenceState::Done(k) => self.def.steps.get(k + 1).cloned(),
-        }
-    }
-
-    /// Its position, for a state report.
-    pub fn position(&self) -> SequencePosition {
-        let done = match self.state {
-            SequenceState::Done(k) => self.def.steps.get(k).cloned(),
-            _ => None,
-        };
-        SequencePosition {
-            done,
-            next: self.expected(),
-        }
-    }
-}
 
 /// Settings of a gate.
 #[derive(Clone, Debug)]
@@ -190,6 +52,9 @@ pub struct GateConfig {
     pub max_issuers: usize,
     /// The ordered sequences this device enforces.
     pub sequences: Vec<SequenceDef>,
+    /// Whether the gate logs what it changes for [`DeviceGate::take_delta`] (off: a caller that
+    /// saves whole snapshots, or none, keeps no log).
+    pub log_changes: bool,
 }
 
 impl GateConfig {
@@ -201,6 +66,7 @@ impl GateConfig {
             max_remembered: 4096,
             max_issuers: 16,
             sequences: vec![SequenceDef::firmware()],
+            log_changes: false,
         }
     }
 }
@@ -323,6 +189,8 @@ pub struct DeviceGate {
     sequences: Vec<Sequence>,
     journal: Vec<JournalEntry>,
     dirty: bool,
+    /// Answers remembered and forgotten since the last [`DeviceGate::take_delta`], when logging.
+    log: Option<Vec<delta::RecentChange>>,
 }
 
 impl DeviceGate {
@@ -335,13 +203,14 @@ impl DeviceGate {
             .map(Sequence::new)
             .collect();
         DeviceGate {
-            config,
             recent: HashMap::new(),
             recent_order: VecDeque::new(),
             issuers: Vec::new(),
             sequences,
             journal: Vec::new(),
             dirty: false,
+            log: config.log_changes.then(Vec::new),
+            config,
         }
     }
 
@@ -397,6 +266,19 @@ impl DeviceGate {
             sequences: self.sequences.iter().map(Sequence::state).collect(),
             journal: self.journal.clone(),
         }
+    }
+
+    /// What changed since the last call (or since the gate was made: restoring logs the answers
+    /// it replays, so the first delta applies to the snapshot it was restored from). `None` unless
+    /// [`GateConfig::log_changes`] is set.
+    pub fn take_delta(&mut self) -> Option<GateDelta> {
+        let recent = core::mem::take(self.log.as_mut()?);
+        Some(GateDelta {
+            recent,
+            issuers: self.issuers.clone(),
+            sequences: self.sequences.iter().map(Sequence::state).collect(),
+            journal: self.journal.clone(),
+        })
     }
 
     /// `true` once if anything worth persisting changed since the last call.
@@ -600,6 +482,9 @@ impl DeviceGate {
             return;
         }
         let tid = f.tid;
+        if let Some(log) = &mut self.log {
+            log.push(delta::RecentChange::Remembered(f.clone()));
+        }
         if self.recent.insert(tid, f).is_none() {
             self.recent_order.push_back(tid);
         }
@@ -615,6 +500,9 @@ impl DeviceGate {
             }
             if let Some(old) = self.recent_order.pop_front() {
                 self.recent.remove(&old);
+                if let Some(log) = &mut self.log {
+                    log.push(delta::RecentChange::ForgotOldest);
+                }
             }
         }
     }
