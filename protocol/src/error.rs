@@ -61,6 +61,14 @@ pub enum DecodeError {
         /// The version found.
         version: u64,
     },
+    /// A device family's payload that does not say what its family documents.
+    #[error("{family} payload not understood: {detail}")]
+    Foreign {
+        /// The family (or the part of it) whose payload it is.
+        family: &'static str,
+        /// What is wrong.
+        detail: String,
+    },
     /// A text response that starts with neither `SUCCESS:` nor `FAILURE:`.
     #[error("unrecognised text response {text:?}: expected SUCCESS: or FAILURE:")]
     UnrecognisedText {

@@ -12,6 +12,8 @@
 //! - [`envelope`] and [`command`]: the JSON request/response envelope, the typed commands, and the
 //!   pattern document's plain-text form.
 //! - [`session`]: an MQTT 5 / 3.1.1 client session on top of `mqtt-protocol-core`.
+//! - [`family`]: the device families people already own (Tasmota, Shelly, Zigbee2MQTT, ESPHome,
+//!   Home Assistant discovery): their addresses, codecs and how a command to one is confirmed.
 //! - [`gate`]: what a device runs before acting (duplicates, ordering, expiry, sequences, journal).
 //! - [`tracker`]: what an application runs to follow every command to a terminal state.
 //! - [`client`]: a session and a tracker wired together behind one surface, with the topics and
@@ -30,6 +32,7 @@ pub mod command;
 pub mod engine;
 pub mod envelope;
 pub mod error;
+pub mod family;
 pub mod gate;
 pub mod session;
 mod tagged;

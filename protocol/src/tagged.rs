@@ -152,6 +152,9 @@ enum PhaseKind {
     Interrupted,
     TimedOut,
     Expired,
+    Contradicted,
+    Superseded,
+    Unsupported,
 }
 
 /// A [`Phase`] as it is read.
@@ -160,6 +163,9 @@ pub(crate) struct FlatPhase {
     phase: PhaseKind,
     reason: Option<Rejection>,
     device_online: Option<bool>,
+    actual_on: Option<bool>,
+    by: Option<Tid>,
+    detail: Option<String>,
 }
 
 impl TryFrom<FlatPhase> for Phase {
@@ -180,6 +186,15 @@ impl TryFrom<FlatPhase> for Phase {
                 device_online: f.device_online,
             },
             PhaseKind::Expired => Phase::Expired,
+            PhaseKind::Contradicted => Phase::Contradicted {
+                actual_on: need(f.actual_on, "actual_on", "phase `contradicted`")?,
+            },
+            PhaseKind::Superseded => Phase::Superseded {
+                by: need(f.by, "by", "phase `superseded`")?,
+            },
+            PhaseKind::Unsupported => Phase::Unsupported {
+                detail: need(f.detail, "detail", "phase `unsupported`")?,
+            },
         })
     }
 }
@@ -283,6 +298,13 @@ mod tests {
                 device_online: Some(false),
             },
             Phase::Expired,
+            Phase::Contradicted { actual_on: true },
+            Phase::Superseded {
+                by: Tid::random(&mut fastrand::Rng::with_seed(4)),
+            },
+            Phase::Unsupported {
+                detail: "no command topic".into(),
+            },
         ] {
             assert_eq!(round_trip(&phase), phase);
         }

@@ -12,9 +12,16 @@
 //! The session is made by [`Client::connect`] and can be replaced (other broker settings) while the
 //! tracker and its commands live on: publishes the old session had not had acknowledged are
 //! retransmitted through the new one with the same TIDs.
+//!
+//! Devices of other families (Tasmota, Shelly, Zigbee2MQTT, ESPHome, Home Assistant discovery) are
+//! added by address ([`Client::add_device`]) or found by [`Client::discover`]. Their commands go
+//! through the same tracker (a TID each, the same deadlines and retransmission) but are encoded in
+//! the family's dialect, and they are confirmed by the family's evidence: see `families.rs` and
+//! [`crate::family::confirm`].
 
 mod dialect;
 mod event;
+mod families;
 
 use core::time::Duration;
 use std::collections::{HashMap, VecDeque};
@@ -22,13 +29,21 @@ use std::collections::{HashMap, VecDeque};
 use crate::command::Command;
 use crate::engine::{Engine, TransportRequest};
 use crate::envelope::Tid;
-use crate::session::{QoS, Session, SessionConfig, SessionError, SessionEvent};
+use crate::family::discovery::{self, Discovered};
+use crate::family::{shelly, Address, Observation};
+use crate::session::{Message, QoS, Session, SessionConfig, SessionError, SessionEvent};
 use crate::time::Timestamp;
 use crate::topic::DeviceId;
-use crate::tracker::{CommandTracker, SendOptions, Target, TrackerConfig, TrackerSnapshot};
+use crate::tracker::{
+    CommandTracker, Presence, SendOptions, Settlement, Target, TrackerConfig, TrackerEvent,
+    TrackerSnapshot,
+};
 
 pub use dialect::{Dialect, Route, Switchboard};
 pub use event::ClientEvent;
+pub use families::MAX_CONFIRM_WINDOW;
+
+use families::Families;
 
 /// A session and a tracker, wired together: see the [module documentation](self).
 #[derive(Debug)]
@@ -40,6 +55,10 @@ pub struct Client<D: Dialect = Switchboard> {
     publishes: HashMap<u64, Tid>,
     /// Filters the application asked for beyond the dialect's, kept across sessions.
     extra: Vec<(String, QoS)>,
+    /// Devices of other families, and their commands' confirmations.
+    families: Families,
+    /// Whether every family's discovery announcements are followed.
+    discovering: bool,
     events: VecDeque<ClientEvent>,
     /// The latest time handed in: output drained later is accounted at this time.
     now: Timestamp,
@@ -49,9 +68,12 @@ pub struct Client<D: Dialect = Switchboard> {
 impl<D: Dialect> Client<D> {
     /// A client with no session yet; commands submitted now wait until [`Client::connect`].
     pub fn new(tracker: TrackerConfig, dialect: D, seed: u64) -> Self {
+        let src = format!("switchboard-{}", tracker.issuer);
         Client {
             dialect,
             session: None,
+            families: Families::new(src),
+            discovering: false,
             tracker: CommandTracker::new(tracker, seed),
             publishes: HashMap::new(),
             extra: Vec::new(),
@@ -69,6 +91,9 @@ impl<D: Dialect> Client<D> {
         let mut session = Session::new(config, self.seed)?;
         for (filter, qos) in self.dialect.subscriptions().iter().chain(&self.extra) {
             session.subscribe(filter, *qos, now)?;
+        }
+        for filter in self.family_filters() {
+            session.subscribe(&filter, QoS::AtLeastOnce, now)?;
         }
         if let Some(mut old) = self.session.take() {
             old.disconnect(now);
@@ -131,7 +156,9 @@ impl<D: Dialect> Client<D> {
         Ok(())
     }
 
-    /// Submits a command; see [`CommandTracker::submit`].
+    /// Submits a command; see [`CommandTracker::submit`]. To a device of another family, only
+    /// what the family can carry is sent (light on/off, `get_state`); anything else ends
+    /// `unsupported` at once.
     pub fn submit(
         &mut self,
         target: Target,
@@ -139,9 +166,97 @@ impl<D: Dialect> Client<D> {
         opts: SendOptions,
         now: Timestamp,
     ) -> Tid {
-        let tid = self.tracker.submit(target, command, opts, now);
+        let tid = self.tracker.submit(target.clone(), command, opts, now);
+        if let Target::Device(d) = &target {
+            if self.families.address(d).is_some() {
+                let timeout = self
+                    .tracker
+                    .get(&tid)
+                    .map(|t| t.deadline.saturating_since(t.created_at))
+                    .unwrap_or_default();
+                let begun = self.families.begin(d, tid, command, timeout, now);
+                if let Some(old) = begun.superseded {
+                    self.tracker
+                        .settle(old, d, Settlement::Superseded { by: tid }, now);
+                }
+                if let Some(s) = begun.settled {
+                    self.tracker.settle(tid, d, s, now);
+                }
+            }
+        }
         self.drive(now);
         tid
+    }
+
+    /// Commands a device of another family from now on: its topics are subscribed (before
+    /// anything is published to it) and its reports followed. Returns the id it goes by. An
+    /// address already known is replaced.
+    pub fn add_device(&mut self, address: Address, now: Timestamp) -> Result<DeviceId, SessionError> {
+        let wanted_replies = self.families.wants_replies();
+        let (id, topics) = self.families.add(address);
+        if let Some(s) = self.session.as_mut() {
+            for t in &topics {
+                s.subscribe(t, QoS::AtLeastOnce, now)?;
+            }
+            if !wanted_replies && self.families.wants_replies() {
+                s.subscribe(&self.families.reply_topic(), QoS::AtLeastOnce, now)?;
+            }
+        }
+        self.drive(now);
+        Ok(id)
+    }
+
+    /// Stops commanding a device of another family.
+    pub fn remove_device(&mut self, id: &DeviceId, now: Timestamp) -> Result<(), SessionError> {
+        let gone = self.families.remove(id);
+        if let Some(s) = self.session.as_mut() {
+            for t in &gone {
+                s.unsubscribe(t, now)?;
+            }
+        }
+        self.drive(now);
+        Ok(())
+    }
+
+    /// The address of a device of another family, if it is one.
+    pub fn family_device(&self, id: &DeviceId) -> Option<&Address> {
+        self.families.address(id)
+    }
+
+    /// Every device of another family, with its address.
+    pub fn family_devices(&self) -> impl Iterator<Item = (&DeviceId, &Address)> {
+        self.families.devices()
+    }
+
+    /// The power state a device of another family last reported.
+    pub fn family_power(&self, id: &DeviceId) -> Option<bool> {
+        self.families.power(id)
+    }
+
+    /// Follows every family's discovery announcements (see [`crate::family::discovery`]) from
+    /// now on: each device found is added and reported as [`ClientEvent::Discovered`].
+    pub fn discover(&mut self, now: Timestamp) -> Result<(), SessionError> {
+        if !self.discovering {
+            self.discovering = true;
+            if let Some(s) = self.session.as_mut() {
+                for f in discovery::filters() {
+                    s.subscribe(&f, QoS::AtLeastOnce, now)?;
+                }
+            }
+        }
+        self.drive(now);
+        Ok(())
+    }
+
+    fn family_filters(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.families.topics().cloned().collect();
+        if self.families.wants_replies() {
+            v.push(self.families.reply_topic());
+        }
+        if self.discovering {
+            v.extend(discovery::filters());
+        }
+        v
     }
 
     /// Submits a plain-text command to one device; see [`CommandTracker::submit_text`].
@@ -152,7 +267,13 @@ impl<D: Dialect> Client<D> {
         opts: SendOptions,
         now: Timestamp,
     ) -> Tid {
-        let tid = self.tracker.submit_text(device, text, opts, now);
+        let family = self.families.address(&device).map(Address::family);
+        let tid = self.tracker.submit_text(device.clone(), text, opts, now);
+        if let Some(family) = family {
+            let detail = format!("{} devices take no text commands", family.label());
+            self.tracker
+                .settle(tid, &device, Settlement::Unsupported { detail }, now);
+        }
         self.drive(now);
         tid
     }
@@ -191,9 +312,22 @@ impl<D: Dialect> Client<D> {
             if let Some(session) = self.session.as_mut() {
                 while let Some(out) = self.tracker.poll_transmit() {
                     progressed = true;
-                    match session.publish(out.to_publish(), now) {
+                    let family = self.families.owns(&out.tid);
+                    let publish = if family {
+                        match self.families.encode(&out.tid) {
+                            Some(p) => p,
+                            // Settled meanwhile (superseded): nothing to send.
+                            None => continue,
+                        }
+                    } else {
+                        out.to_publish()
+                    };
+                    match session.publish(publish, now) {
                         Ok(id) => {
                             self.publishes.insert(id.as_u64(), out.tid);
+                            if family {
+                                self.families.sent(&out.tid);
+                            }
                             self.tracker.handle_sent(out.tid, now);
                         }
                         Err(e) => self.tracker.handle_send_failed(out.tid, e.to_string(), now),
@@ -206,6 +340,9 @@ impl<D: Dialect> Client<D> {
             }
             while let Some(ev) = self.tracker.poll_event() {
                 progressed = true;
+                if let TrackerEvent::Finished { tid, .. } = &ev {
+                    self.families.finished(tid);
+                }
                 self.events.push_back(ClientEvent::Command(ev));
             }
             if !progressed {
@@ -214,23 +351,114 @@ impl<D: Dialect> Client<D> {
         }
     }
 
-    fn on_session_event(&mut self, ev: SessionEvent, now: Timestamp) {
-        match ev {
-            SessionEvent::Message(m) => match self.dialect.route(&m.topic) {
-                Route::Answer(device) => match self.dialect.decode_answer(&m.payload) {
-                    Ok(answer) => self.tracker.handle_answer(&device, answer, now),
-                    Err(error) => self.tracker.handle_malformed(&device, error),
-                },
-                Route::Presence(device) => match self.dialect.decode_presence(&m.payload) {
-                    Ok(status) => {
-                        self.tracker.handle_presence(&device, status.as_ref());
-                        self.events
-                            .push_back(ClientEvent::Presence { device, status });
+    /// A message on a family device's topic, an RPC reply or a discovery announcement; gives the
+    /// message back when it is none of them.
+    fn on_family_message(&mut self, m: Message, now: Timestamp) -> Option<Message> {
+        if let Some(routes) = self.families.route(&m.topic) {
+            for (device, role) in routes.to_vec() {
+                let Some(address) = self.families.address(&device) else {
+                    continue;
+                };
+                match address.decode(&m.topic, role, &m.payload) {
+                    Ok(observation) => {
+                        if let Some((tid, s)) = self.families.observe(&device, &observation, m.retain)
+                        {
+                            self.tracker.settle(tid, &device, s, now);
+                        }
+                        if let Observation::Presence(online) = observation {
+                            let groups = self
+                                .tracker
+                                .presence(&device)
+                                .map(|p| p.groups.clone())
+                                .unwrap_or_default();
+                            self.tracker
+                                .set_presence(device.clone(), Presence { online, groups });
+                        }
+                        if observation != Observation::Nothing {
+                            self.events.push_back(ClientEvent::Reported {
+                                device,
+                                observation,
+                                retained: m.retain,
+                            });
+                        }
                     }
                     Err(error) => self.tracker.handle_malformed(&device, error),
+                }
+            }
+            return None;
+        }
+        if self.families.wants_replies() && m.topic == self.families.reply_topic() {
+            match shelly::decode_reply(&m.payload) {
+                Ok(reply) => match self.families.reply(&reply) {
+                    Some((tid, s)) => {
+                        let device = self
+                            .tracker
+                            .get(&tid)
+                            .and_then(|t| t.members.keys().next().cloned());
+                        if let Some(device) = device {
+                            self.tracker.settle(tid, &device, s, now);
+                        }
+                    }
+                    None => self.events.push_back(ClientEvent::Undecodable {
+                        topic: m.topic,
+                        error: format!("reply id {} matches no outstanding command", reply.id),
+                    }),
                 },
-                Route::Other => self.events.push_back(ClientEvent::Message(m)),
-            },
+                Err(e) => self.events.push_back(ClientEvent::Undecodable {
+                    topic: m.topic,
+                    error: e.to_string(),
+                }),
+            }
+            return None;
+        }
+        if self.discovering {
+            match discovery::read(&m.topic, &m.payload) {
+                Ok(None) => {}
+                Ok(Some(Discovered::Devices { found, .. })) => {
+                    for f in found {
+                        let known = self.families.address(&f.address.device_id()) == Some(&f.address);
+                        if known {
+                            continue;
+                        }
+                        match self.add_device(f.address.clone(), now) {
+                            Ok(device) => self.events.push_back(ClientEvent::Discovered {
+                                device,
+                                address: f.address,
+                                name: f.name,
+                            }),
+                            Err(e) => self.events.push_back(ClientEvent::Undecodable {
+                                topic: m.topic.clone(),
+                                error: format!("found a device but cannot follow it: {e}"),
+                            }),
+                        }
+                    }
+                    return None;
+                }
+                Ok(Some(Discovered::Gone { family, key })) => {
+                    self.events.push_back(ClientEvent::Vanished { family, key });
+                    return None;
+                }
+                Ok(Some(Discovered::Nothing)) => return None,
+                Err(e) => {
+                    self.events.push_back(ClientEvent::Undecodable {
+                        topic: m.topic,
+                        error: e.to_string(),
+                    });
+                    return None;
+                }
+            }
+        }
+        Some(m)
+    }
+
+    fn on_session_event(&mut self, ev: SessionEvent, now: Timestamp) {
+        match ev {
+            SessionEvent::Message(m) => {
+                let Some(m) = self.on_family_message(m, now) else {
+                    return;
+                };
+                self.on_dialect_message(m, now);
+            }
             SessionEvent::Delivered(id) => {
                 if let Some(tid) = self.publishes.remove(&id.as_u64()) {
                     self.tracker.handle_delivered(tid);
@@ -242,6 +470,24 @@ impl<D: Dialect> Client<D> {
                 }
             }
             other => self.events.push_back(ClientEvent::Session(other)),
+        }
+    }
+
+    fn on_dialect_message(&mut self, m: Message, now: Timestamp) {
+        match self.dialect.route(&m.topic) {
+            Route::Answer(device) => match self.dialect.decode_answer(&m.payload) {
+                Ok(answer) => self.tracker.handle_answer(&device, answer, now),
+                Err(error) => self.tracker.handle_malformed(&device, error),
+            },
+            Route::Presence(device) => match self.dialect.decode_presence(&m.payload) {
+                Ok(status) => {
+                    self.tracker.handle_presence(&device, status.as_ref());
+                    self.events
+                        .push_back(ClientEvent::Presence { device, status });
+                }
+                Err(error) => self.tracker.handle_malformed(&device, error),
+            },
+            Route::Other => self.events.push_back(ClientEvent::Message(m)),
         }
     }
 }
@@ -274,6 +520,16 @@ impl<D: Dialect> Engine for Client<D> {
         if let Some(s) = self.session.as_mut() {
             s.handle_timeout(now);
         }
+        let (settled, read_backs) = self.families.handle_timeout(now);
+        for (tid, device, s) in settled {
+            self.tracker.settle(tid, &device, s, now);
+        }
+        if let Some(s) = self.session.as_mut() {
+            for p in read_backs {
+                // A read-back is a query, not the command: its failure leaves the deadline to tell.
+                let _ = s.publish(p, now);
+            }
+        }
         self.tracker.handle_timeout(now);
         self.drive(now);
     }
@@ -292,7 +548,7 @@ impl<D: Dialect> Engine for Client<D> {
 
     fn poll_timeout(&mut self) -> Option<Timestamp> {
         let session = self.session.as_ref().and_then(Session::poll_timeout);
-        [session, self.tracker.poll_timeout()]
+        [session, self.tracker.poll_timeout(), self.families.poll_timeout()]
             .into_iter()
             .flatten()
             .min()

@@ -35,6 +35,7 @@ mod query;
 mod retention;
 mod retransmit;
 mod rtt;
+mod settle;
 mod snapshot;
 
 use core::time::Duration;
@@ -46,12 +47,14 @@ use crate::envelope::{
     decode_response, IncomingResponse, Outcome, Request, Response, Tid, VERSION,
 };
 use crate::error::DecodeError;
+use crate::family::confirm::ConfirmedBy;
 use crate::time::Timestamp;
 use crate::topic::{self, DeviceId};
 
 pub use model::*;
 pub use retention::Retention;
 pub use rtt::RoundTrip;
+pub use settle::Settlement;
 
 use retention::FinishedQueue;
 use retransmit::device_timeout;
@@ -466,6 +469,7 @@ impl CommandTracker {
         }
         t.progress.count(&m.phase, -1);
         t.progress.count(&phase, 1);
+        m.confirmed_by = (phase == Phase::Succeeded).then_some(ConfirmedBy::Answer);
         m.phase = phase.clone();
         m.finished_at = Some(now);
         m.response = Some(r);

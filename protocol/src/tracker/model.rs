@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::backoff::Backoff;
 use crate::envelope::{Outcome, Rejection, Request, Response, Tid};
 use crate::error::DecodeError;
+use crate::family::confirm::ConfirmedBy;
 use crate::time::Timestamp;
 use crate::topic::{DeviceId, GroupId, IssuerId};
 
@@ -103,11 +104,27 @@ pub enum Phase {
     /// The deadline passed before the broker acknowledged the command (the application was cut
     /// off from the broker, or the session refused the publish).
     Expired,
+    /// A device of a family with no request id reported another state after the command and
+    /// never the one asked for (another controller, or the device refusing).
+    Contradicted {
+        /// Whether the light was on in its last report.
+        actual_on: bool,
+    },
+    /// A newer command to the same device and channel replaced it before it was confirmed.
+    Superseded {
+        /// The newer command.
+        by: Tid,
+    },
+    /// The device's family cannot carry this command; nothing was sent.
+    Unsupported {
+        /// What stands in the way, for a person.
+        detail: String,
+    },
 }
 
 impl Phase {
     /// A short label: `queued`, `sent`, `delivered`, `succeeded`, `failed`, `rejected`,
-    /// `interrupted`, `timed out`, `expired`.
+    /// `interrupted`, `timed out`, `expired`, `contradicted`, `superseded`, `unsupported`.
     pub fn label(&self) -> &'static str {
         match self {
             Phase::Queued => "queued",
@@ -119,6 +136,9 @@ impl Phase {
             Phase::Interrupted => "interrupted",
             Phase::TimedOut { .. } => "timed out",
             Phase::Expired => "expired",
+            Phase::Contradicted { .. } => "contradicted",
+            Phase::Superseded { .. } => "superseded",
+            Phase::Unsupported { .. } => "unsupported",
         }
     }
 
@@ -148,6 +168,9 @@ pub struct Member {
     pub finished_at: Option<Timestamp>,
     /// The device's answer, if any.
     pub response: Option<Response>,
+    /// How its success was confirmed (an answer with the TID, a state report, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmed_by: Option<ConfirmedBy>,
     /// The answer came after the member had timed out.
     pub late: bool,
     /// Retransmissions to this member on its own topic (a group's straggler rounds).
@@ -164,6 +187,7 @@ impl Member {
             phase,
             finished_at: None,
             response: None,
+            confirmed_by: None,
             late: false,
             retries: 0,
             retry_in_flight: false,
@@ -186,12 +210,18 @@ pub struct Progress {
     pub rejected: usize,
     /// Timed out or expired.
     pub timed_out: usize,
+    /// Contradicted by the device's reported state.
+    #[serde(default)]
+    pub contradicted: usize,
+    /// Replaced by a newer command, or not sent because the family cannot carry it.
+    #[serde(default)]
+    pub superseded: usize,
 }
 
 impl Progress {
-    /// Members that answered: succeeded, failed or rejected.
+    /// Members that answered: succeeded, failed, rejected or contradicted.
     pub fn answered(&self) -> usize {
-        self.succeeded + self.failed + self.rejected
+        self.succeeded + self.failed + self.rejected + self.contradicted
     }
 
     pub(super) fn count(&mut self, phase: &Phase, delta: isize) {
@@ -201,6 +231,8 @@ impl Progress {
             Phase::Failed | Phase::Interrupted => &mut self.failed,
             Phase::Rejected { .. } => &mut self.rejected,
             Phase::TimedOut { .. } | Phase::Expired => &mut self.timed_out,
+            Phase::Contradicted { .. } => &mut self.contradicted,
+            Phase::Superseded { .. } | Phase::Unsupported { .. } => &mut self.superseded,
         };
         *slot = slot.saturating_add_signed(delta);
     }

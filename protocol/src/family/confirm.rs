@@ -1,0 +1,217 @@
+//! When a power command to a device of a family counts as done, for every family alike.
+//!
+//! A family with no request id is confirmed by what the device reports afterwards: the first state
+//! report after the command was sent whose value equals the target. A report before the send is
+//! no evidence (the subscription is made before publishing, so anything older is the state as it
+//! was); a retained state that already equals the target confirms at once only for a family that
+//! publishes nothing when a command changes nothing (ESPHome). A different value reported after
+//! the send is noted: another controller, or the device refusing; if nothing better comes, the
+//! command ends contradicted with that value. When the confirmation window closes with no report,
+//! a device that presence says is gone ends offline; otherwise its state is read back once (where
+//! the family has a query) and what it reports decides. A family with a request id (Shelly) is
+//! confirmed by the answer that carries the id.
+
+use serde::{Deserialize, Serialize};
+
+/// How a command came to count as done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfirmedBy {
+    /// The device's answer carrying the command's TID.
+    Answer,
+    /// The device's answer carrying the id the TID maps onto (Shelly's RPC `id`).
+    AnswerWithId,
+    /// A state report after the command was sent, equal to the target.
+    StateReport,
+    /// The retained state already equalled the target, and the family publishes nothing when
+    /// nothing changes.
+    RetainedState,
+    /// The state read back after the confirmation window, equal to the target.
+    ReadBack,
+}
+
+impl ConfirmedBy {
+    /// For a person: `answer`, `answer with id`, `state report`, `retained state`, `read back`.
+    pub fn label(self) -> &'static str {
+        match self {
+            ConfirmedBy::Answer => "answer",
+            ConfirmedBy::AnswerWithId => "answer with id",
+            ConfirmedBy::StateReport => "state report",
+            ConfirmedBy::RetainedState => "retained state",
+            ConfirmedBy::ReadBack => "read back",
+        }
+    }
+}
+
+/// How a power command ended, as far as confirmation goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The device is at the target.
+    Confirmed(ConfirmedBy),
+    /// The device reported another value and never the target.
+    Contradicted {
+        /// What it reported last.
+        actual_on: bool,
+    },
+    /// The device answered with an error (an RPC error).
+    Failed {
+        /// Its message.
+        message: String,
+    },
+}
+
+/// What to do when the confirmation window closes with no verdict.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WindowClosed {
+    /// End now with this verdict.
+    End(Verdict),
+    /// Presence says the device is gone: end as timed out, offline.
+    Offline,
+    /// Ask the device for its state and wait for the answer until the deadline.
+    ReadBack,
+    /// Nothing to ask: wait for a late report until the deadline.
+    Wait,
+}
+
+/// Where one power command stands: see the [module documentation](self).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Confirmation {
+    target: bool,
+    sent: bool,
+    noted: Option<bool>,
+    reading_back: bool,
+}
+
+impl Confirmation {
+    /// A command that sets the power to `target`. `quiet_when_unchanged` and `retained` (the
+    /// retained state known before sending) decide whether it is confirmed at once.
+    pub fn new(target: bool, quiet_when_unchanged: bool, retained: Option<bool>) -> (Self, Option<Verdict>) {
+        let c = Confirmation {
+            target,
+            sent: false,
+            noted: None,
+            reading_back: false,
+        };
+        let at_once = (quiet_when_unchanged && retained == Some(target))
+            .then_some(Verdict::Confirmed(ConfirmedBy::RetainedState));
+        (c, at_once)
+    }
+
+    /// The target.
+    pub fn target(&self) -> bool {
+        self.target
+    }
+
+    /// The command was handed to the session: reports from now on are evidence.
+    pub fn sent(&mut self) {
+        self.sent = true;
+    }
+
+    /// Whether a read-back is outstanding.
+    pub fn reading_back(&self) -> bool {
+        self.reading_back
+    }
+
+    /// A live (not retained) state report.
+    pub fn observe(&mut self, on: bool) -> Option<Verdict> {
+        if !self.sent {
+            return None;
+        }
+        if on == self.target {
+            let by = if self.reading_back {
+                ConfirmedBy::ReadBack
+            } else {
+                ConfirmedBy::StateReport
+            };
+            return Some(Verdict::Confirmed(by));
+        }
+        if self.reading_back {
+            // The read-back answer: the device is not at the target.
+            return Some(Verdict::Contradicted { actual_on: on });
+        }
+        self.noted = Some(on);
+        None
+    }
+
+    /// A retained state delivered after the send (a resubscription): the state as it stands, which
+    /// answers a read-back for a family with no query but is no confirmation by itself.
+    pub fn observe_retained(&mut self, on: bool) -> Option<Verdict> {
+        if self.reading_back {
+            return self.observe(on);
+        }
+        None
+    }
+
+    /// The device answered the command's own id: applied.
+    pub fn applied(&mut self) -> Verdict {
+        Verdict::Confirmed(ConfirmedBy::AnswerWithId)
+    }
+
+    /// The confirmation window closed with no verdict. `online` is what presence says;
+    /// `can_read_back` whether the family has a query.
+    pub fn window_closed(&mut self, online: Option<bool>, can_read_back: bool) -> WindowClosed {
+        if let Some(actual_on) = self.noted {
+            return WindowClosed::End(Verdict::Contradicted { actual_on });
+        }
+        if online == Some(false) {
+            return WindowClosed::Offline;
+        }
+        if can_read_back && !self.reading_back {
+            self.reading_back = true;
+            self.sent = true;
+            return WindowClosed::ReadBack;
+        }
+        WindowClosed::Wait
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_before_the_send_is_no_evidence() {
+        let (mut c, at_once) = Confirmation::new(true, false, Some(true));
+        assert_eq!(at_once, None);
+        assert_eq!(c.observe(true), None);
+        c.sent();
+        assert_eq!(c.observe(true), Some(Verdict::Confirmed(ConfirmedBy::StateReport)));
+    }
+
+    #[test]
+    fn a_quiet_family_is_confirmed_by_its_retained_state() {
+        let (_, at_once) = Confirmation::new(true, true, Some(true));
+        assert_eq!(at_once, Some(Verdict::Confirmed(ConfirmedBy::RetainedState)));
+        let (_, differs) = Confirmation::new(true, true, Some(false));
+        assert_eq!(differs, None);
+    }
+
+    #[test]
+    fn another_value_is_noted_and_ends_contradicted_unless_the_target_follows() {
+        let (mut c, _) = Confirmation::new(true, false, None);
+        c.sent();
+        assert_eq!(c.observe(false), None);
+        assert_eq!(
+            c.clone().window_closed(Some(true), true),
+            WindowClosed::End(Verdict::Contradicted { actual_on: false })
+        );
+        assert_eq!(c.observe(true), Some(Verdict::Confirmed(ConfirmedBy::StateReport)));
+    }
+
+    #[test]
+    fn silence_reads_back_once_unless_presence_says_gone() {
+        let (mut c, _) = Confirmation::new(false, false, None);
+        c.sent();
+        assert_eq!(c.clone().window_closed(Some(false), true), WindowClosed::Offline);
+        assert_eq!(c.window_closed(None, true), WindowClosed::ReadBack);
+        assert_eq!(c.window_closed(None, true), WindowClosed::Wait);
+        assert_eq!(c.observe(true), Some(Verdict::Contradicted { actual_on: true }));
+        let (mut d, _) = Confirmation::new(false, false, None);
+        d.sent();
+        d.window_closed(None, true);
+        assert_eq!(d.observe(false), Some(Verdict::Confirmed(ConfirmedBy::ReadBack)));
+        let (mut e, _) = Confirmation::new(false, false, None);
+        e.sent();
+        assert_eq!(e.window_closed(None, false), WindowClosed::Wait);
+    }
+}
