@@ -59,6 +59,12 @@ pub fn phase_text(p: &Phase, error: Option<&str>) -> String {
             None => "failed".to_owned(),
         },
         Phase::Expired => "expired (never reached the broker)".to_owned(),
+        Phase::Contradicted { actual_on } => format!(
+            "contradicted (the device reports {})",
+            if *actual_on { "on" } else { "off" }
+        ),
+        Phase::Superseded { .. } => "superseded (a newer command replaced it)".to_owned(),
+        Phase::Unsupported { detail } => format!("unsupported ({detail})"),
         other => other.label().to_owned(),
     }
 }
@@ -209,8 +215,10 @@ impl Cell {
         match p {
             Phase::Queued | Phase::Sent | Phase::Delivered => Cell::Waiting,
             Phase::Succeeded => Cell::Succeeded,
-            Phase::Failed | Phase::Interrupted => Cell::Failed,
-            Phase::Rejected { .. } => Cell::Rejected,
+            Phase::Failed | Phase::Interrupted | Phase::Contradicted { .. } => Cell::Failed,
+            Phase::Rejected { .. } | Phase::Superseded { .. } | Phase::Unsupported { .. } => {
+                Cell::Rejected
+            }
             Phase::TimedOut { .. } | Phase::Expired => Cell::TimedOut,
         }
     }

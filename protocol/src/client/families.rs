@@ -14,8 +14,7 @@ use crate::command::Command;
 use crate::envelope::Tid;
 use crate::family::confirm::{Confirmation, ConfirmedBy, Verdict, WindowClosed};
 use crate::family::shelly::{Reply, ReplyOutcome};
-use crate::family::{Address, Observation, Role, RpcCall};
-use crate::session::Publish;
+use crate::family::{Address, Observation, ReadBack, Role, RpcCall};
 use crate::time::Timestamp;
 use crate::topic::DeviceId;
 use crate::tracker::Settlement;
@@ -95,7 +94,10 @@ impl Families {
         self.remove(&id);
         let mut topics = Vec::new();
         for (topic, role) in address.topics() {
-            self.routes.entry(topic.clone()).or_default().push((id.clone(), role));
+            self.routes
+                .entry(topic.clone())
+                .or_default()
+                .push((id.clone(), role));
             topics.push(topic);
         }
         self.devices.insert(id.clone(), address);
@@ -129,7 +131,9 @@ impl Families {
 
     /// Whether any device answers RPC replies (so `<src>/rpc` must be subscribed).
     pub(super) fn wants_replies(&self) -> bool {
-        self.devices.values().any(|a| matches!(a, Address::Shelly(_)))
+        self.devices
+            .values()
+            .any(|a| matches!(a, Address::Shelly(_)))
     }
 
     pub(super) fn address(&self, id: &DeviceId) -> Option<&Address> {
@@ -158,24 +162,24 @@ impl Families {
             return Begun::default();
         };
         let waiting = match command {
+            // Sent even when unconfirmable: nothing will confirm it, and the deadline tells.
             Command::Light { on } => {
-                if !address.confirmable() {
-                    // Sent, but nothing will ever confirm it: the deadline tells.
-                    Waiting::Power(Confirmation::new(*on, false, None).0)
-                } else {
-                    let (c, at_once) = Confirmation::new(
-                        *on,
-                        address.quiet_when_unchanged(),
-                        self.power.get(device).copied(),
-                    );
-                    if let Some(v) = at_once {
-                        return Begun {
-                            superseded: self.supersede(device),
-                            settled: Some(settlement(v)),
-                        };
-                    }
-                    Waiting::Power(c)
-                }
+                Waiting::Power(Confirmation::new(*on, address.quiet_when_unchanged()))
+            }
+            Command::GetState if address.read_back(&RpcCall { id: 0, src: "" }).is_none() => {
+                let settled = match self.power.get(device) {
+                    Some(_) => Settlement::Confirmed(ConfirmedBy::StateReport),
+                    None => Settlement::Unsupported {
+                        detail: format!(
+                            "{} devices cannot be asked for their state, and this one has not reported it yet",
+                            address.family().label()
+                        ),
+                    },
+                };
+                return Begun {
+                    superseded: None,
+                    settled: Some(settled),
+                };
             }
             Command::GetState => Waiting::State {
                 reading_back: false,
@@ -227,8 +231,8 @@ impl Families {
         self.by_tid.contains_key(tid)
     }
 
-    /// The publish that carries command `tid` (its first transmission or a retransmission).
-    pub(super) fn encode(&self, tid: &Tid) -> Option<Publish> {
+    /// What carries command `tid` (its first transmission or a retransmission).
+    pub(super) fn encode(&self, tid: &Tid) -> Option<ReadBack> {
         let device = self.by_tid.get(tid)?;
         let p = self.pending.get(device)?;
         let address = self.devices.get(device)?;
@@ -237,19 +241,32 @@ impl Families {
             src: &self.src,
         };
         match &p.waiting {
-            Waiting::Power(c) => address.set_power(c.target(), &call).ok(),
+            Waiting::Power(c) => address
+                .set_power(c.target(), &call)
+                .ok()
+                .map(ReadBack::Publish),
             Waiting::State { .. } => address.read_back(&call),
         }
     }
 
-    /// The session accepted command `tid`'s publish.
-    pub(super) fn sent(&mut self, tid: &Tid) {
-        let Some(p) = self.by_tid.get(tid).and_then(|d| self.pending.get_mut(d)) else {
-            return;
-        };
+    /// The session accepted command `tid`'s transmission. Returns the state topic to subscribe
+    /// to again when the family is quiet (its retained state, read now, may confirm at once).
+    pub(super) fn sent(&mut self, tid: &Tid) -> Option<String> {
+        let device = self.by_tid.get(tid)?;
+        let p = self.pending.get_mut(device)?;
+        let first = !p.sent;
         p.sent = true;
-        if let Waiting::Power(c) = &mut p.waiting {
-            c.sent();
+        let Waiting::Power(c) = &mut p.waiting else {
+            return None;
+        };
+        c.sent();
+        let address = self.devices.get(device)?;
+        if !(first && address.quiet_when_unchanged()) {
+            return None;
+        }
+        match address.read_back(&RpcCall { id: 0, src: "" })? {
+            ReadBack::Resubscribe(topic) => Some(topic),
+            ReadBack::Publish(_) => None,
         }
     }
 
@@ -339,8 +356,11 @@ impl Families {
         None
     }
 
-    /// Closes the windows due at `now`: settlements to make and read-backs to publish.
-    pub(super) fn handle_timeout(&mut self, now: Timestamp) -> (Vec<(Tid, DeviceId, Settlement)>, Vec<Publish>) {
+    /// Closes the windows due at `now`: settlements to make and read-backs to carry out.
+    pub(super) fn handle_timeout(
+        &mut self,
+        now: Timestamp,
+    ) -> (Vec<(Tid, DeviceId, Settlement)>, Vec<ReadBack>) {
         let mut settled = Vec::new();
         let mut publishes = Vec::new();
         while let Some(Reverse((at, tid))) = self.windows.peek().copied() {

@@ -30,7 +30,7 @@ use crate::command::Command;
 use crate::engine::{Engine, TransportRequest};
 use crate::envelope::Tid;
 use crate::family::discovery::{self, Discovered};
-use crate::family::{shelly, Address, Observation};
+use crate::family::{shelly, Address, Observation, ReadBack};
 use crate::session::{Message, QoS, Session, SessionConfig, SessionError, SessionEvent};
 use crate::time::Timestamp;
 use crate::topic::DeviceId;
@@ -191,7 +191,11 @@ impl<D: Dialect> Client<D> {
     /// Commands a device of another family from now on: its topics are subscribed (before
     /// anything is published to it) and its reports followed. Returns the id it goes by. An
     /// address already known is replaced.
-    pub fn add_device(&mut self, address: Address, now: Timestamp) -> Result<DeviceId, SessionError> {
+    pub fn add_device(
+        &mut self,
+        address: Address,
+        now: Timestamp,
+    ) -> Result<DeviceId, SessionError> {
         let wanted_replies = self.families.wants_replies();
         let (id, topics) = self.families.add(address);
         if let Some(s) = self.session.as_mut() {
@@ -315,7 +319,22 @@ impl<D: Dialect> Client<D> {
                     let family = self.families.owns(&out.tid);
                     let publish = if family {
                         match self.families.encode(&out.tid) {
-                            Some(p) => p,
+                            Some(ReadBack::Publish(p)) => p,
+                            Some(ReadBack::Resubscribe(topic)) => {
+                                // `get_state` of a family with a retained state and no query:
+                                // the broker answers the subscription with it.
+                                match session.subscribe(&topic, QoS::AtLeastOnce, now) {
+                                    Ok(()) => {
+                                        self.families.sent(&out.tid);
+                                        self.tracker.handle_sent(out.tid, now);
+                                        self.tracker.handle_delivered(out.tid);
+                                    }
+                                    Err(e) => {
+                                        self.tracker.handle_send_failed(out.tid, e.to_string(), now)
+                                    }
+                                }
+                                continue;
+                            }
                             // Settled meanwhile (superseded): nothing to send.
                             None => continue,
                         }
@@ -326,7 +345,10 @@ impl<D: Dialect> Client<D> {
                         Ok(id) => {
                             self.publishes.insert(id.as_u64(), out.tid);
                             if family {
-                                self.families.sent(&out.tid);
+                                if let Some(topic) = self.families.sent(&out.tid) {
+                                    // Right after the command: the retained state as it stands.
+                                    let _ = session.subscribe(&topic, QoS::AtLeastOnce, now);
+                                }
                             }
                             self.tracker.handle_sent(out.tid, now);
                         }
@@ -355,13 +377,16 @@ impl<D: Dialect> Client<D> {
     /// message back when it is none of them.
     fn on_family_message(&mut self, m: Message, now: Timestamp) -> Option<Message> {
         if let Some(routes) = self.families.route(&m.topic) {
-            for (device, role) in routes.to_vec() {
+            // Owned: settling below needs `self` whole.
+            let routes: Vec<_> = routes.to_vec();
+            for (device, role) in routes {
                 let Some(address) = self.families.address(&device) else {
                     continue;
                 };
                 match address.decode(&m.topic, role, &m.payload) {
                     Ok(observation) => {
-                        if let Some((tid, s)) = self.families.observe(&device, &observation, m.retain)
+                        if let Some((tid, s)) =
+                            self.families.observe(&device, &observation, m.retain)
                         {
                             self.tracker.settle(tid, &device, s, now);
                         }
@@ -416,7 +441,8 @@ impl<D: Dialect> Client<D> {
                 Ok(None) => {}
                 Ok(Some(Discovered::Devices { found, .. })) => {
                     for f in found {
-                        let known = self.families.address(&f.address.device_id()) == Some(&f.address);
+                        let known =
+                            self.families.address(&f.address.device_id()) == Some(&f.address);
                         if known {
                             continue;
                         }
@@ -525,9 +551,12 @@ impl<D: Dialect> Engine for Client<D> {
             self.tracker.settle(tid, &device, s, now);
         }
         if let Some(s) = self.session.as_mut() {
-            for p in read_backs {
+            for r in read_backs {
                 // A read-back is a query, not the command: its failure leaves the deadline to tell.
-                let _ = s.publish(p, now);
+                let _ = match r {
+                    ReadBack::Publish(p) => s.publish(p, now).map(|_| ()),
+                    ReadBack::Resubscribe(topic) => s.subscribe(&topic, QoS::AtLeastOnce, now),
+                };
             }
         }
         self.tracker.handle_timeout(now);
@@ -548,10 +577,14 @@ impl<D: Dialect> Engine for Client<D> {
 
     fn poll_timeout(&mut self) -> Option<Timestamp> {
         let session = self.session.as_ref().and_then(Session::poll_timeout);
-        [session, self.tracker.poll_timeout(), self.families.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            session,
+            self.tracker.poll_timeout(),
+            self.families.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn transport_request(event: &ClientEvent) -> Option<TransportRequest> {

@@ -3,8 +3,9 @@
 //! A family with no request id is confirmed by what the device reports afterwards: the first state
 //! report after the command was sent whose value equals the target. A report before the send is
 //! no evidence (the subscription is made before publishing, so anything older is the state as it
-//! was); a retained state that already equals the target confirms at once only for a family that
-//! publishes nothing when a command changes nothing (ESPHome). A different value reported after
+//! was). A family that publishes nothing when a command changes nothing (an ESPHome switch) keeps
+//! its state retained: its state topic is subscribed again right after the command is sent, and a
+//! retained state equal to the target then confirms it. A different value reported after
 //! the send is noted: another controller, or the device refusing; if nothing better comes, the
 //! command ends contradicted with that value. When the confirmation window closes with no report,
 //! a device that presence says is gone ends offline; otherwise its state is read back once (where
@@ -23,8 +24,8 @@ pub enum ConfirmedBy {
     AnswerWithId,
     /// A state report after the command was sent, equal to the target.
     StateReport,
-    /// The retained state already equalled the target, and the family publishes nothing when
-    /// nothing changes.
+    /// The retained state, read again after the command was sent, equalled the target, and the
+    /// family publishes nothing when nothing changes.
     RetainedState,
     /// The state read back after the confirmation window, equal to the target.
     ReadBack,
@@ -77,24 +78,23 @@ pub enum WindowClosed {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Confirmation {
     target: bool,
+    quiet: bool,
     sent: bool,
     noted: Option<bool>,
     reading_back: bool,
 }
 
 impl Confirmation {
-    /// A command that sets the power to `target`. `quiet_when_unchanged` and `retained` (the
-    /// retained state known before sending) decide whether it is confirmed at once.
-    pub fn new(target: bool, quiet_when_unchanged: bool, retained: Option<bool>) -> (Self, Option<Verdict>) {
-        let c = Confirmation {
+    /// A command that sets the power to `target`; `quiet_when_unchanged`: the family publishes
+    /// nothing when nothing changes, and keeps its state retained.
+    pub fn new(target: bool, quiet_when_unchanged: bool) -> Self {
+        Confirmation {
             target,
+            quiet: quiet_when_unchanged,
             sent: false,
             noted: None,
             reading_back: false,
-        };
-        let at_once = (quiet_when_unchanged && retained == Some(target))
-            .then_some(Verdict::Confirmed(ConfirmedBy::RetainedState));
-        (c, at_once)
+        }
     }
 
     /// The target.
@@ -133,13 +133,15 @@ impl Confirmation {
         None
     }
 
-    /// A retained state delivered after the send (a resubscription): the state as it stands, which
-    /// answers a read-back for a family with no query but is no confirmation by itself.
+    /// A retained state delivered after the send (a resubscription): the state as it stands. It
+    /// answers a read-back; for a quiet family it confirms a target it already equals (the
+    /// device will publish nothing); otherwise it is no evidence.
     pub fn observe_retained(&mut self, on: bool) -> Option<Verdict> {
         if self.reading_back {
             return self.observe(on);
         }
-        None
+        (self.quiet && self.sent && on == self.target)
+            .then_some(Verdict::Confirmed(ConfirmedBy::RetainedState))
     }
 
     /// The device answered the command's own id: applied.
@@ -171,46 +173,74 @@ mod tests {
 
     #[test]
     fn a_report_before_the_send_is_no_evidence() {
-        let (mut c, at_once) = Confirmation::new(true, false, Some(true));
-        assert_eq!(at_once, None);
+        let mut c = Confirmation::new(true, false);
         assert_eq!(c.observe(true), None);
+        assert_eq!(c.observe_retained(true), None);
         c.sent();
-        assert_eq!(c.observe(true), Some(Verdict::Confirmed(ConfirmedBy::StateReport)));
+        assert_eq!(
+            c.observe_retained(true),
+            None,
+            "not quiet: a retained copy is no evidence"
+        );
+        assert_eq!(
+            c.observe(true),
+            Some(Verdict::Confirmed(ConfirmedBy::StateReport))
+        );
     }
 
     #[test]
-    fn a_quiet_family_is_confirmed_by_its_retained_state() {
-        let (_, at_once) = Confirmation::new(true, true, Some(true));
-        assert_eq!(at_once, Some(Verdict::Confirmed(ConfirmedBy::RetainedState)));
-        let (_, differs) = Confirmation::new(true, true, Some(false));
-        assert_eq!(differs, None);
+    fn a_quiet_family_is_confirmed_by_its_retained_state_read_after_the_send() {
+        let mut c = Confirmation::new(true, true);
+        assert_eq!(c.observe_retained(true), None, "not sent yet");
+        c.sent();
+        assert_eq!(
+            c.observe_retained(false),
+            None,
+            "the device will act and report"
+        );
+        assert_eq!(
+            c.observe_retained(true),
+            Some(Verdict::Confirmed(ConfirmedBy::RetainedState))
+        );
     }
 
     #[test]
     fn another_value_is_noted_and_ends_contradicted_unless_the_target_follows() {
-        let (mut c, _) = Confirmation::new(true, false, None);
+        let mut c = Confirmation::new(true, false);
         c.sent();
         assert_eq!(c.observe(false), None);
         assert_eq!(
             c.clone().window_closed(Some(true), true),
             WindowClosed::End(Verdict::Contradicted { actual_on: false })
         );
-        assert_eq!(c.observe(true), Some(Verdict::Confirmed(ConfirmedBy::StateReport)));
+        assert_eq!(
+            c.observe(true),
+            Some(Verdict::Confirmed(ConfirmedBy::StateReport))
+        );
     }
 
     #[test]
     fn silence_reads_back_once_unless_presence_says_gone() {
-        let (mut c, _) = Confirmation::new(false, false, None);
+        let mut c = Confirmation::new(false, false);
         c.sent();
-        assert_eq!(c.clone().window_closed(Some(false), true), WindowClosed::Offline);
+        assert_eq!(
+            c.clone().window_closed(Some(false), true),
+            WindowClosed::Offline
+        );
         assert_eq!(c.window_closed(None, true), WindowClosed::ReadBack);
         assert_eq!(c.window_closed(None, true), WindowClosed::Wait);
-        assert_eq!(c.observe(true), Some(Verdict::Contradicted { actual_on: true }));
-        let (mut d, _) = Confirmation::new(false, false, None);
+        assert_eq!(
+            c.observe(true),
+            Some(Verdict::Contradicted { actual_on: true })
+        );
+        let mut d = Confirmation::new(false, false);
         d.sent();
         d.window_closed(None, true);
-        assert_eq!(d.observe(false), Some(Verdict::Confirmed(ConfirmedBy::ReadBack)));
-        let (mut e, _) = Confirmation::new(false, false, None);
+        assert_eq!(
+            d.observe(false),
+            Some(Verdict::Confirmed(ConfirmedBy::ReadBack))
+        );
+        let mut e = Confirmation::new(false, false);
         e.sent();
         assert_eq!(e.window_closed(None, false), WindowClosed::Wait);
     }

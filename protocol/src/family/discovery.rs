@@ -62,7 +62,9 @@ pub enum Discovered {
 /// Every discovery filter.
 pub fn filters() -> Vec<String> {
     let mut v = vec![TASMOTA_FILTER.to_owned(), ZIGBEE2MQTT_DEVICES.to_owned()];
-    v.extend(homeassistant::discovery_filters(homeassistant::DEFAULT_PREFIX));
+    v.extend(homeassistant::discovery_filters(
+        homeassistant::DEFAULT_PREFIX,
+    ));
     v.push(SHELLY_FILTER.to_owned());
     v
 }
@@ -132,7 +134,10 @@ fn tasmota(mac: &str, payload: &[u8]) -> Result<Discovered, DecodeError> {
         family: "tasmota",
         detail: format!("discovery config: {what}"),
     };
-    if v.get("mac").and_then(Value::as_str).is_some_and(|m| m != mac) {
+    if v.get("mac")
+        .and_then(Value::as_str)
+        .is_some_and(|m| m != mac)
+    {
         return Err(bad("its mac differs from its topic's"));
     }
     let topic = v
@@ -258,4 +263,3 @@ fn exposes_state(expose: &Value) -> bool {
             })
         })
 }
-

@@ -62,7 +62,12 @@ impl Esphome {
     }
 
     fn entity_topic(&self, leaf: &str) -> String {
-        format!("{}/{}/{}/{leaf}", self.prefix, self.component.name(), self.object_id)
+        format!(
+            "{}/{}/{}/{leaf}",
+            self.prefix,
+            self.component.name(),
+            self.object_id
+        )
     }
 
     /// The command topic with `ON`/`OFF`, or `{"state":"ON"}` for a light.
@@ -73,6 +78,11 @@ impl Esphome {
             Component::Light => format!(r#"{{"state":"{word}"}}"#),
         };
         command(self.entity_topic("command"), payload)
+    }
+
+    /// The entity's (retained) state topic.
+    pub fn state_topic(&self) -> String {
+        self.entity_topic("state")
     }
 
     /// The state topic and the node's status topic.
@@ -133,7 +143,10 @@ mod tests {
         assert_eq!(p.topic, "livingroom/switch/relay/command");
         assert_eq!(p.payload, b"ON");
         assert_eq!(s.decode(Role::State, b"OFF"), Ok(Observation::Power(false)));
-        assert_eq!(s.decode(Role::Presence, b"offline"), Ok(Observation::Presence(false)));
+        assert_eq!(
+            s.decode(Role::Presence, b"offline"),
+            Ok(Observation::Presence(false))
+        );
         assert!(s.decode(Role::State, b"1").is_err());
         let l = Esphome::light("kitchen", "ceiling");
         assert_eq!(l.set_power(false).payload, br#"{"state":"OFF"}"#);

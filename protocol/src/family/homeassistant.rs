@@ -134,11 +134,18 @@ pub enum Announcement {
 
 /// The discovery filters under `prefix`: `<prefix>/+/+/config` and `<prefix>/+/+/+/config`.
 pub fn discovery_filters(prefix: &str) -> [String; 2] {
-    [format!("{prefix}/+/+/config"), format!("{prefix}/+/+/+/config")]
+    [
+        format!("{prefix}/+/+/config"),
+        format!("{prefix}/+/+/+/config"),
+    ]
 }
 
 /// Reads a message on a discovery topic.
-pub fn parse_discovery(prefix: &str, topic: &str, payload: &[u8]) -> Result<Announcement, DecodeError> {
+pub fn parse_discovery(
+    prefix: &str,
+    topic: &str,
+    payload: &[u8],
+) -> Result<Announcement, DecodeError> {
     if payload.len() > super::MAX_FAMILY_PAYLOAD {
         return Err(DecodeError::TooLarge {
             len: payload.len(),
@@ -149,7 +156,11 @@ pub fn parse_discovery(prefix: &str, topic: &str, payload: &[u8]) -> Result<Anno
         .strip_prefix(prefix)
         .and_then(|r| r.strip_prefix('/'))
         .and_then(|r| r.strip_suffix("/config"))
-        .ok_or_else(|| bad(format!("{topic:?} is not a discovery topic under {prefix:?}")))?;
+        .ok_or_else(|| {
+            bad(format!(
+                "{topic:?} is not a discovery topic under {prefix:?}"
+            ))
+        })?;
     let parts: Vec<&str> = rest.split('/').collect();
     let (component, node, object) = match parts.as_slice() {
         [c, o] => (*c, None, *o),
@@ -175,7 +186,10 @@ pub fn parse_discovery(prefix: &str, topic: &str, payload: &[u8]) -> Result<Anno
         let mut entities = Vec::new();
         for (object_id, c) in components {
             let Value::Object(c) = c else { continue };
-            let platform = c.get("platform").and_then(Value::as_str).unwrap_or_default();
+            let platform = c
+                .get("platform")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             let c_base = c.get("~").and_then(Value::as_str).or(base.as_deref());
             let id = format!("{fallback_id}_{object_id}");
             if let Some(mut e) = entity(platform, c, c_base, id)? {
@@ -191,10 +205,12 @@ pub fn parse_discovery(prefix: &str, topic: &str, payload: &[u8]) -> Result<Anno
             Announcement::Entities(entities)
         });
     }
-    Ok(match entity(component, &config, base.as_deref(), fallback_id)? {
-        Some(e) => Announcement::Entities(vec![e]),
-        None => Announcement::NotSwitchable,
-    })
+    Ok(
+        match entity(component, &config, base.as_deref(), fallback_id)? {
+            Some(e) => Announcement::Entities(vec![e]),
+            None => Announcement::NotSwitchable,
+        },
+    )
 }
 
 /// Expands abbreviated keys, in nested objects too (device, availability entries, components).
@@ -274,7 +290,11 @@ fn reading(template: Option<&str>) -> Option<StateReading> {
         field
             .strip_prefix("['")
             .and_then(|f| f.strip_suffix("']"))
-            .or_else(|| field.strip_prefix("[\"").and_then(|f| f.strip_suffix("\"]")))?
+            .or_else(|| {
+                field
+                    .strip_prefix("[\"")
+                    .and_then(|f| f.strip_suffix("\"]"))
+            })?
     };
     (!name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
         .then(|| StateReading::JsonField(name.to_owned()))
@@ -299,9 +319,7 @@ fn entity(
     let payload_on = string(config, "payload_on").unwrap_or_else(|| "ON".to_owned());
     let payload_off = string(config, "payload_off").unwrap_or_else(|| "OFF".to_owned());
     let template = match kind {
-        Kind::Light => config
-            .get("state_value_template")
-            .and_then(Value::as_str),
+        Kind::Light => config.get("state_value_template").and_then(Value::as_str),
         Kind::Switch => config.get("value_template").and_then(Value::as_str),
         // JSON lights read `state` from their JSON.
         Kind::LightJson => None,
@@ -326,13 +344,40 @@ fn entity(
             .unwrap_or(false),
         availability: availability(config, base),
     };
-    for t in [&entity.command_topic, &entity.state_topic].into_iter().flatten() {
+    for t in [&entity.command_topic, &entity.state_topic]
+        .into_iter()
+        .flatten()
+    {
         super::check_topic_part(FAMILY, t)?;
     }
     Ok(Some(entity))
 }
 
 impl Entity {
+    /// A switch laid out as ha-mqtt-discoverable lays one out: `hmd/switch/<name>/command` and
+    /// `/state`, plain `ON`/`OFF`, availability on `hmd/switch/<name>/availability`.
+    pub fn switch(name: &str) -> Entity {
+        let base = format!("hmd/switch/{name}");
+        Entity {
+            unique_id: name.to_owned(),
+            name: Some(name.to_owned()),
+            kind: Kind::Switch,
+            command_topic: Some(format!("{base}/command")),
+            state_topic: Some(format!("{base}/state")),
+            payload_on: "ON".to_owned(),
+            payload_off: "OFF".to_owned(),
+            state_on: "ON".to_owned(),
+            state_off: "OFF".to_owned(),
+            reading: Some(StateReading::Raw),
+            optimistic: false,
+            availability: vec![Availability {
+                topic: format!("{base}/availability"),
+                available: "online".to_owned(),
+                not_available: "offline".to_owned(),
+            }],
+        }
+    }
+
     /// Whether its state can be confirmed: it has a state topic, is not optimistic, and its state
     /// can be read here.
     pub fn confirmable(&self) -> bool {
@@ -364,9 +409,12 @@ impl Entity {
             Kind::LightJson => {
                 serde_json::json!({ "state": if on { "ON" } else { "OFF" } }).to_string()
             }
-            Kind::Switch | Kind::Light => {
-                if on { &self.payload_on } else { &self.payload_off }.clone()
+            Kind::Switch | Kind::Light => if on {
+                &self.payload_on
+            } else {
+                &self.payload_off
             }
+            .clone(),
         };
         Ok(command(t.clone(), payload))
     }
@@ -378,12 +426,21 @@ impl Entity {
             .iter()
             .map(|t| (t.clone(), Role::State))
             .collect();
-        out.extend(self.availability.iter().map(|a| (a.topic.clone(), Role::Presence)));
+        out.extend(
+            self.availability
+                .iter()
+                .map(|a| (a.topic.clone(), Role::Presence)),
+        );
         out
     }
 
     /// The state, read as the config says; availability as its payloads say.
-    pub fn decode(&self, topic: &str, role: Role, payload: &[u8]) -> Result<Observation, DecodeError> {
+    pub fn decode(
+        &self,
+        topic: &str,
+        role: Role,
+        payload: &[u8],
+    ) -> Result<Observation, DecodeError> {
         let s = text(FAMILY, payload)?;
         match role {
             Role::Presence => {
@@ -397,7 +454,10 @@ impl Entity {
                 } else if s.is_empty() {
                     Ok(Observation::Nothing)
                 } else {
-                    Err(bad(format!("availability {s:?} is neither {:?} nor {:?}", a.available, a.not_available)))
+                    Err(bad(format!(
+                        "availability {s:?} is neither {:?} nor {:?}",
+                        a.available, a.not_available
+                    )))
                 }
             }
             Role::State => {
@@ -436,4 +496,3 @@ fn bad(detail: String) -> DecodeError {
         detail,
     }
 }
-

@@ -17,6 +17,7 @@
 pub mod confirm;
 pub mod discovery;
 pub mod esphome;
+pub mod firmware;
 pub mod homeassistant;
 pub mod shelly;
 pub mod tasmota;
@@ -202,14 +203,17 @@ impl Address {
         }
     }
 
-    /// The publish that asks the device to report its power state, where the family has one.
-    pub fn read_back(&self, call: &RpcCall<'_>) -> Option<Publish> {
+    /// How to ask the device for its power state, where the family has a way.
+    pub fn read_back(&self, call: &RpcCall<'_>) -> Option<ReadBack> {
         match self {
-            Address::Tasmota(a) => Some(a.read_back()),
-            Address::Shelly(a) => Some(a.read_back(call)),
-            Address::Zigbee2mqtt(a) => Some(a.read_back()),
-            // ESPHome and Home Assistant entities have no query; ESPHome's state is retained.
-            Address::Esphome(_) | Address::Homeassistant(_) => None,
+            Address::Tasmota(a) => Some(ReadBack::Publish(a.read_back())),
+            Address::Shelly(a) => Some(ReadBack::Publish(a.read_back(call))),
+            Address::Zigbee2mqtt(a) => Some(ReadBack::Publish(a.read_back())),
+            // No query, but the state is retained: subscribing again has the broker send it.
+            Address::Esphome(a) => Some(ReadBack::Resubscribe(a.state_topic())),
+            // No query, and whether the state topic is retained is up to the device: a retained
+            // copy may be old, so only live reports count.
+            Address::Homeassistant(_) => None,
         }
     }
 
@@ -225,7 +229,12 @@ impl Address {
     }
 
     /// Decodes a message that arrived on one of [`Address::topics`] with that role.
-    pub fn decode(&self, topic: &str, role: Role, payload: &[u8]) -> Result<Observation, DecodeError> {
+    pub fn decode(
+        &self,
+        topic: &str,
+        role: Role,
+        payload: &[u8],
+    ) -> Result<Observation, DecodeError> {
         if payload.len() > MAX_FAMILY_PAYLOAD {
             return Err(DecodeError::TooLarge {
                 len: payload.len(),
@@ -242,14 +251,10 @@ impl Address {
     }
 
     /// Whether the device publishes nothing when a command leaves its state unchanged (an
-    /// ESPHome switch; a Home Assistant entity, which has no query either): then a known state
-    /// already equal to the target confirms the command at once.
+    /// ESPHome switch) while its state is retained: then the retained state, read again right
+    /// after the command was sent, confirms it when it already equals the target.
     pub fn quiet_when_unchanged(&self) -> bool {
-        match self {
-            Address::Esphome(a) => a.component == esphome::Component::Switch,
-            Address::Homeassistant(_) => true,
-            _ => false,
-        }
+        matches!(self, Address::Esphome(a) if a.component == esphome::Component::Switch)
     }
 
     /// Whether the device's state can be confirmed at all: an entity with no state topic is
@@ -260,6 +265,15 @@ impl Address {
             _ => true,
         }
     }
+}
+
+/// How a device is asked for its state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReadBack {
+    /// Publish this query; the device reports its state.
+    Publish(Publish),
+    /// Subscribe to this state topic again: the broker sends its retained state.
+    Resubscribe(String),
 }
 
 /// A command a family cannot carry, for a person.

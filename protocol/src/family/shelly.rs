@@ -48,25 +48,41 @@ impl Shelly {
 
     /// `Switch.Set` with `on`.
     pub fn set_power(&self, on: bool, call: &RpcCall<'_>) -> Publish {
-        self.rpc(call, "Switch.Set", serde_json::json!({ "id": self.switch, "on": on }))
+        self.rpc(
+            call,
+            "Switch.Set",
+            serde_json::json!({ "id": self.switch, "on": on }),
+        )
     }
 
     /// `Switch.GetStatus`: its `result.output` is the state.
     pub fn read_back(&self, call: &RpcCall<'_>) -> Publish {
-        self.rpc(call, "Switch.GetStatus", serde_json::json!({ "id": self.switch }))
+        self.rpc(
+            call,
+            "Switch.GetStatus",
+            serde_json::json!({ "id": self.switch }),
+        )
     }
 
     /// The notifications, the component's status topic and `online`.
     pub fn topics(&self) -> Vec<(String, Role)> {
         vec![
             (format!("{}/events/rpc", self.prefix), Role::State),
-            (format!("{}/status/switch:{}", self.prefix, self.switch), Role::State),
+            (
+                format!("{}/status/switch:{}", self.prefix, self.switch),
+                Role::State,
+            ),
             (format!("{}/online", self.prefix), Role::Presence),
         ]
     }
 
     /// `NotifyStatus` / the status topic's `output`; `true`/`false` presence.
-    pub fn decode(&self, topic: &str, role: Role, payload: &[u8]) -> Result<Observation, DecodeError> {
+    pub fn decode(
+        &self,
+        topic: &str,
+        role: Role,
+        payload: &[u8],
+    ) -> Result<Observation, DecodeError> {
         let s = text(FAMILY, payload)?;
         match role {
             Role::Presence => match s {
@@ -172,7 +188,11 @@ pub fn decode_reply(payload: &[u8]) -> Result<Reply, DecodeError> {
     } else {
         return Err(unexpected("reply", "a result or an error"));
     };
-    Ok(Reply { id, device, outcome })
+    Ok(Reply {
+        id,
+        device,
+        outcome,
+    })
 }
 
 fn unexpected(got: &str, expected: &str) -> DecodeError {
@@ -190,7 +210,13 @@ mod tests {
     #[test]
     fn requests_carry_the_id_and_the_reply_topic() {
         let s = Shelly::new("shellyplus1-a8032ab12345");
-        let p = s.set_power(true, &RpcCall { id: 7, src: "switchboard-panel" });
+        let p = s.set_power(
+            true,
+            &RpcCall {
+                id: 7,
+                src: "switchboard-panel",
+            },
+        );
         assert_eq!(p.topic, "shellyplus1-a8032ab12345/rpc");
         let v: Value = serde_json::from_slice(&p.payload).unwrap();
         assert_eq!(v["id"], 7);
@@ -203,13 +229,24 @@ mod tests {
     fn replies_and_notifications_decode() {
         let r = decode_reply(br#"{"id":7,"src":"shellyplus1-a8032ab12345","dst":"switchboard-panel","result":{"was_on":false}}"#).unwrap();
         assert_eq!(r.id, 7);
-        assert_eq!(r.outcome, ReplyOutcome::Set { was_on: Some(false) });
+        assert_eq!(
+            r.outcome,
+            ReplyOutcome::Set {
+                was_on: Some(false)
+            }
+        );
         let e = decode_reply(br#"{"id":8,"src":"x","dst":"y","error":{"code":-103,"message":"Invalid argument 'id'!"}}"#).unwrap();
         assert!(matches!(e.outcome, ReplyOutcome::Error { code: -103, .. }));
         assert!(decode_reply(br#"{"src":"x"}"#).is_err());
         let s = Shelly::new("sp1");
         let n = br#"{"src":"sp1","dst":"sp1/events","method":"NotifyStatus","params":{"ts":1.0,"switch:0":{"id":0,"output":true}}}"#;
-        assert_eq!(s.decode("sp1/events/rpc", Role::State, n), Ok(Observation::Power(true)));
-        assert_eq!(s.decode("sp1/online", Role::Presence, b"false"), Ok(Observation::Presence(false)));
+        assert_eq!(
+            s.decode("sp1/events/rpc", Role::State, n),
+            Ok(Observation::Power(true))
+        );
+        assert_eq!(
+            s.decode("sp1/online", Role::Presence, b"false"),
+            Ok(Observation::Presence(false))
+        );
     }
 }

@@ -126,7 +126,10 @@ impl Tasmota {
     pub fn topics(&self) -> Vec<(String, Role)> {
         vec![
             (self.topic_for(Prefix::Status, "RESULT"), Role::State),
-            (self.topic_for(Prefix::Status, &self.power_key()), Role::State),
+            (
+                self.topic_for(Prefix::Status, &self.power_key()),
+                Role::State,
+            ),
             (self.topic_for(Prefix::Telemetry, "STATE"), Role::State),
             (self.topic_for(Prefix::Telemetry, "LWT"), Role::Presence),
         ]
@@ -134,13 +137,21 @@ impl Tasmota {
 
     /// A JSON report (`{"POWER":"ON"}`, `tele/.../STATE`) or a plain one (`ON` on
     /// `stat/.../POWER`); `Online`/`Offline` on the LWT.
-    pub fn decode(&self, topic: &str, role: Role, payload: &[u8]) -> Result<Observation, DecodeError> {
+    pub fn decode(
+        &self,
+        topic: &str,
+        role: Role,
+        payload: &[u8],
+    ) -> Result<Observation, DecodeError> {
         let s = text(FAMILY, payload)?;
         match role {
             Role::Presence if s == self.lwt[1] => Ok(Observation::Presence(true)),
             Role::Presence if s == self.lwt[0] => Ok(Observation::Presence(false)),
             Role::Presence if s.is_empty() => Ok(Observation::Nothing),
-            Role::Presence => Err(unexpected(s, &format!("{} or {}", self.lwt[1], self.lwt[0]))),
+            Role::Presence => Err(unexpected(
+                s,
+                &format!("{} or {}", self.lwt[1], self.lwt[0]),
+            )),
             Role::State if topic.ends_with(&format!("/{}", self.power_key())) => self
                 .power_word(s)
                 .map(Observation::Power)
@@ -206,22 +217,40 @@ mod tests {
             full_topic: "home/%topic%/%prefix%/".to_owned(),
             ..Tasmota::new("lamp")
         };
-        assert_eq!(custom.topic_for(Prefix::Telemetry, "LWT"), "home/lamp/tele/LWT");
+        assert_eq!(
+            custom.topic_for(Prefix::Telemetry, "LWT"),
+            "home/lamp/tele/LWT"
+        );
     }
 
     #[test]
     fn reads_power_from_each_report() {
         let t = Tasmota::new("lamp");
         let d = |topic: &str, role, p: &str| t.decode(topic, role, p.as_bytes());
-        assert_eq!(d("stat/lamp/RESULT", Role::State, r#"{"POWER":"ON"}"#), Ok(Observation::Power(true)));
-        assert_eq!(d("stat/lamp/POWER", Role::State, "OFF"), Ok(Observation::Power(false)));
-        assert_eq!(d("stat/lamp/RESULT", Role::State, r#"{"Dimmer":40}"#), Ok(Observation::Nothing));
-        assert_eq!(d("tele/lamp/LWT", Role::Presence, "Offline"), Ok(Observation::Presence(false)));
+        assert_eq!(
+            d("stat/lamp/RESULT", Role::State, r#"{"POWER":"ON"}"#),
+            Ok(Observation::Power(true))
+        );
+        assert_eq!(
+            d("stat/lamp/POWER", Role::State, "OFF"),
+            Ok(Observation::Power(false))
+        );
+        assert_eq!(
+            d("stat/lamp/RESULT", Role::State, r#"{"Dimmer":40}"#),
+            Ok(Observation::Nothing)
+        );
+        assert_eq!(
+            d("tele/lamp/LWT", Role::Presence, "Offline"),
+            Ok(Observation::Presence(false))
+        );
         assert!(d("stat/lamp/POWER", Role::State, "MAYBE").is_err());
         assert!(d("stat/lamp/RESULT", Role::State, "[1,2]").is_err());
         assert!(d("tele/lamp/LWT", Role::Presence, "gone").is_err());
         let relay2 = Tasmota::new("strip").relay(2);
         let r = br#"{"POWER1":"ON","POWER2":"OFF"}"#;
-        assert_eq!(relay2.decode("stat/strip/RESULT", Role::State, r), Ok(Observation::Power(false)));
+        assert_eq!(
+            relay2.decode("stat/strip/RESULT", Role::State, r),
+            Ok(Observation::Power(false))
+        );
     }
 }

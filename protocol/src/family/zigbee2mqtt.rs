@@ -45,7 +45,10 @@ impl Zigbee2mqtt {
     /// `<base>/<name>/set` `{"state":"ON"}`.
     pub fn set_power(&self, on: bool) -> Publish {
         let word = if on { "ON" } else { "OFF" };
-        command(format!("{}/set", self.topic()), format!(r#"{{"state":"{word}"}}"#))
+        command(
+            format!("{}/set", self.topic()),
+            format!(r#"{{"state":"{word}"}}"#),
+        )
     }
 
     /// `<base>/<name>/get` `{"state":""}`: the device reports its state.
@@ -123,9 +126,18 @@ mod tests {
         assert_eq!(z.read_back().topic, "zigbee2mqtt/living room/lamp/get");
         let state = br#"{"state":"OFF","brightness":254,"linkquality":120}"#;
         assert_eq!(z.decode(Role::State, state), Ok(Observation::Power(false)));
-        assert_eq!(z.decode(Role::State, br#"{"linkquality":99}"#), Ok(Observation::Nothing));
-        assert_eq!(z.decode(Role::Presence, br#"{"state":"online"}"#), Ok(Observation::Presence(true)));
-        assert_eq!(z.decode(Role::Presence, b"offline"), Ok(Observation::Presence(false)));
+        assert_eq!(
+            z.decode(Role::State, br#"{"linkquality":99}"#),
+            Ok(Observation::Nothing)
+        );
+        assert_eq!(
+            z.decode(Role::Presence, br#"{"state":"online"}"#),
+            Ok(Observation::Presence(true))
+        );
+        assert_eq!(
+            z.decode(Role::Presence, b"offline"),
+            Ok(Observation::Presence(false))
+        );
         assert!(z.decode(Role::State, b"ON").is_err());
         assert!(z.decode(Role::Presence, br#"{"status":"up"}"#).is_err());
     }

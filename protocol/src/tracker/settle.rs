@@ -49,7 +49,9 @@ impl CommandTracker {
         };
         let (phase, confirmed_by, error) = match settlement {
             Settlement::Confirmed(by) => (Phase::Succeeded, Some(by), None),
-            Settlement::Contradicted { actual_on } => (Phase::Contradicted { actual_on }, None, None),
+            Settlement::Contradicted { actual_on } => {
+                (Phase::Contradicted { actual_on }, None, None)
+            }
             Settlement::Failed { message } => (Phase::Failed, None, Some(message)),
             Settlement::Superseded { by } => (Phase::Superseded { by }, None, None),
             Settlement::Unsupported { detail } => (Phase::Unsupported { detail }, None, None),
@@ -82,7 +84,10 @@ impl CommandTracker {
             // Karn's rule, as for answers: only a single transmission measures the round trip.
             if let (1, 0, Some(sent)) = (t.attempts, m.retries, t.first_sent_at) {
                 let rtt = now.saturating_since(sent);
-                self.round_trips.entry(device.clone()).or_default().sample(rtt);
+                self.round_trips
+                    .entry(device.clone())
+                    .or_default()
+                    .sample(rtt);
                 self.fleet_round_trip.sample(rtt);
             }
         }

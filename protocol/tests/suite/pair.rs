@@ -4,8 +4,15 @@
 //! cut devices' connections, under a virtual clock. In the style of quinn-proto's `Pair`: the
 //! whole path from `Client::submit` to the device's answer reconciled, seeded and repeatable.
 //!
+//! Beside Switchboard's own devices, one device of each other family (Tasmota, Shelly,
+//! Zigbee2MQTT, ESPHome, a Home Assistant discovery switch) is played by its
+//! [`Firmware`] on the same broker, and some of them are switched locally meanwhile (another
+//! controller).
+//!
 //! For every schedule it checks that every command ends terminal by its deadline, that no device
-//! executes a TID twice, and that every success the client records was executed exactly once.
+//! executes a TID twice, that every success the client records was executed exactly once, and that
+//! a family device's command succeeds only with the device at the target and ends contradicted
+//! only with a value the device had.
 
 use core::time::Duration;
 use std::cmp::Reverse;
@@ -18,16 +25,26 @@ use mqtt_protocol_core::mqtt::result_code::{ConnectReasonCode, SubackReasonCode}
 use mqtt_protocol_core::mqtt::{role, Connection, Version};
 use switchboard_protocol::client::{Client, ClientEvent, Switchboard};
 use switchboard_protocol::envelope::{decode_request, DeviceState, IncomingRequest, Status, Tid};
+use switchboard_protocol::family::esphome::Esphome;
+use switchboard_protocol::family::firmware::Firmware;
+use switchboard_protocol::family::homeassistant::Entity;
+use switchboard_protocol::family::shelly::Shelly;
+use switchboard_protocol::family::tasmota::Tasmota;
+use switchboard_protocol::family::zigbee2mqtt::Zigbee2mqtt;
+use switchboard_protocol::family::{Address, RpcCall};
 use switchboard_protocol::gate::{Admission, DeviceGate, GateConfig, Reply, Ticket};
 use switchboard_protocol::session::{Publish, QoS, Session, SessionConfig, SessionEvent};
 use switchboard_protocol::topic::{self, Topic};
-use switchboard_protocol::tracker::{Phase, SendOptions, Target, TrackerConfig};
+use switchboard_protocol::tracker::{Member, Phase, SendOptions, Target, Tracked, TrackerConfig};
 use switchboard_protocol::{Command, DeviceId, Engine, GroupId, IssuerId, Timestamp};
 #[cfg(target_family = "wasm")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
 const SCHEDULES: u64 = 150;
+/// Switchboard devices are peers 1..=DEVICES; one device of each other family follows.
 const DEVICES: usize = 4;
+const FAMILIES: usize = 5;
+const PEERS: usize = 1 + DEVICES + FAMILIES;
 const DEADLINE: Duration = Duration::from_secs(10);
 /// The client is peer 0; devices are 1..=DEVICES.
 const APP: usize = 0;
@@ -47,15 +64,48 @@ struct BrokerEnd {
     filters: Vec<String>,
 }
 
-/// One simulated device: its session, its gate, its light.
+/// One simulated device: its session and what plays it.
 struct Device {
     id: DeviceId,
     groups: Vec<GroupId>,
     session: Session,
-    gate: DeviceGate,
-    state: DeviceState,
-    running: Vec<(u64, Ticket)>,
-    executions: HashMap<Tid, u32>,
+    kind: Kind,
+}
+
+// A handful of devices per world: their size does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Kind {
+    /// Switchboard's own: its gate, its state, what it runs, how often it ran each TID.
+    Switchboard {
+        gate: DeviceGate,
+        state: DeviceState,
+        running: Vec<(u64, Ticket)>,
+        executions: HashMap<Tid, u32>,
+    },
+    /// Another family's: its firmware, and its relay's history (from when, on or off).
+    Family {
+        firmware: Firmware,
+        history: Vec<(u64, bool)>,
+    },
+}
+
+fn family_addresses() -> [Address; FAMILIES] {
+    [
+        Address::Tasmota(Tasmota::new("tasmota_0A1B2C")),
+        Address::Shelly(Shelly::new("shellyplus1-a8032ab12345")),
+        Address::Zigbee2mqtt(Zigbee2mqtt::new("hall/bulb")),
+        Address::Esphome(Esphome::switch("porch", "relay")),
+        Address::Homeassistant(Entity::switch("fountain")),
+    ]
+}
+
+impl Device {
+    fn executions(&self) -> Option<&HashMap<Tid, u32>> {
+        match &self.kind {
+            Kind::Switchboard { executions, .. } => Some(executions),
+            Kind::Family { .. } => None,
+        }
+    }
 }
 
 struct Faults {
@@ -83,6 +133,10 @@ struct World {
     next: usize,
     routed_drops: u64,
     cuts_done: u64,
+    /// Another controller switches a family device: (when, peer, on), in time order.
+    local: Vec<(u64, usize, bool)>,
+    /// A family device's relay is locked (commands change nothing) from, until: (peer, from, until).
+    locks: Vec<(usize, u64, u64)>,
 }
 
 fn matches(filter: &str, topic: &str) -> bool {
@@ -106,8 +160,8 @@ fn packet_bytes(p: Packet) -> Vec<u8> {
 impl World {
     fn new(seed: u64) -> World {
         let mut rng = fastrand::Rng::with_seed(seed);
-        let cuts = (0..rng.usize(0..3))
-            .map(|_| (rng.u64(1_500..9_000), rng.usize(1..=DEVICES)))
+        let cuts = (0..rng.usize(0..4))
+            .map(|_| (rng.u64(1_500..9_000), rng.usize(1..PEERS)))
             .collect();
         let faults = Faults {
             max_delay_ms: rng.u64(1..150),
@@ -115,6 +169,26 @@ impl World {
             duplicate: rng.f64() * 0.2,
             cuts,
         };
+        let mut local: Vec<(u64, usize, bool)> = (0..rng.usize(0..3))
+            .map(|_| {
+                (
+                    rng.u64(1_000..8_000),
+                    rng.usize(DEVICES + 1..PEERS),
+                    rng.bool(),
+                )
+            })
+            .collect();
+        local.sort_by_key(|l| l.0);
+        let locks = (0..rng.usize(0..4))
+            .map(|_| {
+                let from = rng.u64(500..4_000);
+                (
+                    rng.usize(DEVICES + 1..PEERS),
+                    from,
+                    from + rng.u64(500..12_000),
+                )
+            })
+            .collect();
         let mut config = TrackerConfig::new(IssuerId::new("app").unwrap());
         config.deadline = DEADLINE;
         let mut client = Client::new(config, Switchboard, rng.u64(..));
@@ -145,31 +219,59 @@ impl World {
                 }
                 session.connect(Timestamp::ZERO);
                 Device {
-                    gate: DeviceGate::new(GateConfig::new(id.clone())),
+                    kind: Kind::Switchboard {
+                        gate: DeviceGate::new(GateConfig::new(id.clone())),
+                        state: DeviceState::default(),
+                        running: Vec::new(),
+                        executions: HashMap::new(),
+                    },
                     id,
                     groups,
                     session,
-                    state: DeviceState::default(),
-                    running: Vec::new(),
-                    executions: HashMap::new(),
                 }
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let mut devices = devices;
+        for address in family_addresses() {
+            let on = rng.bool();
+            let firmware = Firmware::new(address.clone(), on);
+            let id = client.add_device(address, Timestamp::ZERO).unwrap();
+            let mut sc = SessionConfig::new(id.as_str());
+            sc.will = firmware.will();
+            let mut session = Session::new(sc, rng.u64(..)).unwrap();
+            for f in firmware.subscriptions() {
+                session
+                    .subscribe(&f, QoS::AtLeastOnce, Timestamp::ZERO)
+                    .unwrap();
+            }
+            session.connect(Timestamp::ZERO);
+            devices.push(Device {
+                id,
+                groups: Vec::new(),
+                session,
+                kind: Kind::Family {
+                    firmware,
+                    history: vec![(0, on)],
+                },
+            });
+        }
         World {
             now: 0,
             rng,
             faults,
             client,
             devices,
-            ends: (0..=DEVICES).map(|_| None).collect(),
-            generation: vec![0; DEVICES + 1],
-            last_at: vec![[0; 2]; DEVICES + 1],
+            ends: (0..PEERS).map(|_| None).collect(),
+            generation: vec![0; PEERS],
+            last_at: vec![[0; 2]; PEERS],
             retained: BTreeMap::new(),
             net: BinaryHeap::new(),
             hops: HashMap::new(),
             next: 0,
             routed_drops: 0,
             cuts_done: 0,
+            local,
+            locks,
         }
     }
 
@@ -201,7 +303,7 @@ impl World {
         loop {
             let mut moved = false;
             moved |= self.pump_peer(APP);
-            for i in 1..=DEVICES {
+            for i in 1..PEERS {
                 moved |= self.pump_peer(i);
             }
             if !moved {
@@ -271,14 +373,27 @@ impl World {
         self.generation[peer] += 1;
         if will && peer != APP {
             let d = &self.devices[peer - 1];
-            let mut s = Status::offline(d.id.clone());
-            s.groups = d.groups.clone();
-            self.route(&topic::status(&d.id), &s.encode(), true);
+            match &d.kind {
+                Kind::Switchboard { .. } => {
+                    let mut s = Status::offline(d.id.clone());
+                    s.groups = d.groups.clone();
+                    self.route(&topic::status(&d.id), &s.encode(), true);
+                }
+                Kind::Family { firmware, .. } => {
+                    if let Some(w) = firmware.will() {
+                        self.route(&w.topic, &w.payload, w.retain);
+                    }
+                }
+            }
         }
     }
 
     fn on_device_event(&mut self, peer: usize, ev: SessionEvent) {
         let now = self.at();
+        if let Kind::Family { .. } = self.devices[peer - 1].kind {
+            self.on_family_event(peer, ev);
+            return;
+        }
         match ev {
             SessionEvent::Connected { .. } => {
                 let d = &mut self.devices[peer - 1];
@@ -295,18 +410,75 @@ impl World {
                 };
                 let exec_ms = self.rng.u64(0..100);
                 let d = &mut self.devices[peer - 1];
-                match d.gate.admit(&req, now, &d.state) {
+                let Kind::Switchboard {
+                    gate,
+                    state,
+                    running,
+                    executions,
+                } = &mut d.kind
+                else {
+                    unreachable!("family devices are handled above")
+                };
+                match gate.admit(&req, now, state) {
                     Admission::Execute(ticket) => {
-                        *d.executions.entry(ticket.tid()).or_default() += 1;
-                        d.running.push((self.now + exec_ms, ticket));
+                        *executions.entry(ticket.tid()).or_default() += 1;
+                        running.push((self.now + exec_ms, ticket));
                     }
                     Admission::Replay(reply) | Admission::Reject(reply) => {
-                        answer(d, &reply, now);
+                        answer(&d.id, &mut d.session, &reply, now);
                     }
                     Admission::InProgress { .. } => {}
                 }
             }
             _ => {}
+        }
+    }
+
+    /// A device of another family: it announces itself once connected and answers commands as
+    /// its firmware does.
+    fn on_family_event(&mut self, peer: usize, ev: SessionEvent) {
+        let now = self.at();
+        let at = self.now;
+        let d = &mut self.devices[peer - 1];
+        let Kind::Family { firmware, history } = &mut d.kind else {
+            return;
+        };
+        let publishes = match ev {
+            SessionEvent::Connected { .. } => firmware.on_connect(),
+            SessionEvent::Message(m) => {
+                let handled = firmware
+                    .handle(&m.topic, &m.payload)
+                    .unwrap_or_else(|e| panic!("the client sent {} a bad command: {e}", d.id));
+                if handled.switched {
+                    history.push((at, firmware.is_on()));
+                }
+                handled.publishes
+            }
+            _ => Vec::new(),
+        };
+        for p in publishes {
+            d.session.publish(p, now).unwrap();
+        }
+    }
+
+    /// Another controller switches family device `peer`.
+    fn switch_locally(&mut self, peer: usize, on: bool) {
+        let now = self.at();
+        let at = self.now;
+        let d = &mut self.devices[peer - 1];
+        let Kind::Family { firmware, history } = &mut d.kind else {
+            return;
+        };
+        let was = firmware.is_on();
+        let publishes = firmware.set_locally(on);
+        if was != on {
+            history.push((at, on));
+        }
+        for p in publishes {
+            // Reported only while connected, as a device would.
+            if d.session.is_connected() {
+                d.session.publish(p, now).unwrap();
+            }
         }
     }
 
@@ -413,7 +585,7 @@ impl World {
                 self.retained.insert(topic.to_owned(), payload.to_vec());
             }
         }
-        let subscribers: Vec<usize> = (0..=DEVICES)
+        let subscribers: Vec<usize> = (0..PEERS)
             .filter(|i| {
                 self.ends[*i]
                     .as_ref()
@@ -470,19 +642,26 @@ impl World {
     fn finish_due(&mut self) {
         let now = self.at();
         for d in &mut self.devices {
+            let Kind::Switchboard {
+                gate,
+                state,
+                running,
+                ..
+            } = &mut d.kind
+            else {
+                continue;
+            };
             let (due, rest): (Vec<_>, Vec<_>) =
-                d.running.drain(..).partition(|(at, _)| *at <= self.now);
-            d.running = rest;
+                running.drain(..).partition(|(at, _)| *at <= self.now);
+            *running = rest;
             for (_, ticket) in due {
                 match ticket.command() {
-                    Command::Light { on } => d.state.light = *on,
-                    Command::Led { on } => d.state.led = *on,
+                    Command::Light { on } => state.light = *on,
+                    Command::Led { on } => state.led = *on,
                     _ => {}
                 }
-                let reply = d
-                    .gate
-                    .finish(ticket, Ok(serde_json::Value::Null), &d.state, now);
-                answer(d, &reply, now);
+                let reply = gate.finish(ticket, Ok(serde_json::Value::Null), state, now);
+                answer(&d.id, &mut d.session, &reply, now);
             }
         }
     }
@@ -493,8 +672,10 @@ impl World {
             t = t.min(*at);
         }
         for d in &mut self.devices {
-            for (at, _) in &d.running {
-                t = t.min(*at);
+            if let Kind::Switchboard { running, .. } = &d.kind {
+                for (at, _) in running {
+                    t = t.min(*at);
+                }
             }
             if let Some(at) = Engine::poll_timeout(&mut d.session) {
                 t = t.min(at.as_millis());
@@ -509,11 +690,22 @@ impl World {
         if let Some((at, _)) = self.faults.cuts.first() {
             t = t.min(*at);
         }
+        if let Some((at, _, _)) = self.local.first() {
+            t = t.min(*at);
+        }
+        for &(_, from, until) in &self.locks {
+            for at in [from, until] {
+                if at > self.now {
+                    t = t.min(at);
+                }
+            }
+        }
         (t != u64::MAX).then_some(t)
     }
 
-    /// Returns (commands, member successes, routed copies lost, connections cut).
-    fn run(mut self) -> (u64, u64, u64, u64) {
+    /// Returns (commands, member successes, routed copies lost, connections cut) and how family
+    /// devices' commands ended.
+    fn run(mut self) -> ((u64, u64, u64, u64), BTreeMap<String, u64>) {
         let n = self.rng.usize(5..20);
         let mut subs: Vec<(u64, Target, Command)> = (0..n)
             .map(|_| {
@@ -523,7 +715,7 @@ impl World {
                         GroupId::new(if self.rng.bool() { "even" } else { "odd" }).unwrap(),
                     )
                 } else {
-                    Target::Device(self.devices[self.rng.usize(..DEVICES)].id.clone())
+                    Target::Device(self.devices[self.rng.usize(..PEERS - 1)].id.clone())
                 };
                 let cmd = match self.rng.u8(0..3) {
                     0 => Command::Light {
@@ -558,6 +750,15 @@ impl World {
                         .submit(target, &cmd, SendOptions::default(), now),
                 );
                 next_sub += 1;
+            }
+            for &(peer, from, until) in &self.locks {
+                if let Kind::Family { firmware, .. } = &mut self.devices[peer - 1].kind {
+                    firmware.lock((from..until).contains(&self.now));
+                }
+            }
+            while self.local.first().is_some_and(|(at, _, _)| *at <= self.now) {
+                let (_, peer, on) = self.local.remove(0);
+                self.switch_locally(peer, on);
             }
             while self
                 .faults
@@ -599,11 +800,27 @@ impl World {
             .flat_map(|t| t.members.values())
             .filter(|m| m.phase == Phase::Succeeded)
             .count() as u64;
+        let mut family = BTreeMap::new();
+        for t in tids.iter().filter_map(|tid| tracker.get(tid)) {
+            for (device, m) in &t.members {
+                let d = self.devices.iter().find(|d| &d.id == device).unwrap();
+                if d.executions().is_none() {
+                    let how = match m.confirmed_by {
+                        Some(by) => format!("succeeded by {}", by.label()),
+                        None => m.phase.label().to_owned(),
+                    };
+                    *family.entry(how).or_default() += 1;
+                }
+            }
+        }
         (
-            tids.len() as u64,
-            succeeded,
-            self.routed_drops,
-            self.cuts_done,
+            (
+                tids.len() as u64,
+                succeeded,
+                self.routed_drops,
+                self.cuts_done,
+            ),
+            family,
         )
     }
 
@@ -611,7 +828,7 @@ impl World {
         let tracker = self.client.tracker();
         assert_eq!(tracker.outstanding(), 0, "every command is terminal");
         for d in &self.devices {
-            for (tid, n) in &d.executions {
+            for (tid, n) in d.executions().into_iter().flatten() {
                 assert_eq!(*n, 1, "{tid} executed {n} times on {}", d.id);
             }
         }
@@ -619,13 +836,17 @@ impl World {
             let t = tracker.get(tid).unwrap();
             for (device, m) in &t.members {
                 let d = self.devices.iter().find(|d| &d.id == device).unwrap();
-                let ran = d.executions.get(tid).copied().unwrap_or(0);
                 if !m.late {
                     assert!(
                         m.finished_at.unwrap() <= t.deadline,
                         "{tid} on {device} after its deadline"
                     );
                 }
+                let Some(executions) = d.executions() else {
+                    self.check_family(t, d, m, tids);
+                    continue;
+                };
+                let ran = executions.get(tid).copied().unwrap_or(0);
                 match &m.phase {
                     Phase::Succeeded => {
                         assert_eq!(ran, 1, "{tid} succeeded on {device}, ran {ran} times")
@@ -639,20 +860,105 @@ impl World {
     }
 }
 
+impl World {
+    /// A family device's command: it succeeds only with the device at the target, is
+    /// contradicted only by a value the device had, and is superseded only by a newer command.
+    /// "Had" allows for reports still in flight when the command was sent: at some instant from
+    /// two hops' delay before its first transmission until it was settled.
+    fn check_family(&self, t: &Tracked, d: &Device, m: &Member, tids: &[Tid]) {
+        let Kind::Family { history, firmware } = &d.kind else {
+            return;
+        };
+        let tracker = self.client.tracker();
+        let from = t.first_sent_at.map_or(u64::MAX, |s| {
+            s.as_millis().saturating_sub(2 * self.faults.max_delay_ms)
+        });
+        let until = m.finished_at.unwrap().as_millis();
+        let had = |on: bool| {
+            history.iter().enumerate().any(|(i, (since, v))| {
+                let till = history.get(i + 1).map_or(u64::MAX, |(next, _)| *next);
+                *v == on && *since <= until && till >= from
+            })
+        };
+        let asked = t
+            .request
+            .as_ref()
+            .filter(|_| t.cmd == "light")
+            .and_then(|r| r.args.get("on"))
+            .and_then(serde_json::Value::as_bool);
+        match &m.phase {
+            Phase::Succeeded => {
+                if let Some(on) = asked {
+                    assert!(
+                        had(on),
+                        "{} confirmed light {on} on {}, which never had it then: {history:?}",
+                        t.tid,
+                        d.id
+                    );
+                }
+                assert!(
+                    m.confirmed_by.is_some(),
+                    "{} succeeded without saying how",
+                    t.tid
+                );
+            }
+            Phase::Contradicted { actual_on } => assert!(
+                had(*actual_on),
+                "{} contradicted by {actual_on} on {}, which never had it: {history:?}",
+                t.tid,
+                d.id
+            ),
+            Phase::Superseded { by } => {
+                assert!(tids.contains(by), "superseded by an unknown command");
+                let newer = tracker.get(by).unwrap();
+                assert!(
+                    newer.created_at >= t.created_at,
+                    "superseded by an older command"
+                );
+            }
+            Phase::Unsupported { .. } => {
+                let no_query = firmware
+                    .address()
+                    .read_back(&RpcCall { id: 0, src: "" })
+                    .is_none();
+                assert!(
+                    t.cmd != "light" && (t.cmd != "get_state" || no_query),
+                    "{} unsupported on {}",
+                    t.cmd,
+                    d.id
+                );
+            }
+            // A locked Shelly answers with an error.
+            Phase::Failed => assert!(
+                matches!(firmware.address(), Address::Shelly(_)),
+                "{} failed on {}",
+                t.tid,
+                d.id
+            ),
+            Phase::TimedOut { .. } | Phase::Expired => {}
+            other => panic!("{} on {} ended {other:?}", t.tid, d.id),
+        }
+    }
+}
+
 /// The device publishes its answer on its response topic.
-fn answer(d: &mut Device, reply: &Reply, now: Timestamp) {
-    let p = Publish::new(topic::response(&d.id), reply.encode(), QoS::AtLeastOnce);
-    d.session.publish(p, now).unwrap();
+fn answer(id: &DeviceId, session: &mut Session, reply: &Reply, now: Timestamp) {
+    let p = Publish::new(topic::response(id), reply.encode(), QoS::AtLeastOnce);
+    session.publish(p, now).unwrap();
 }
 
 #[test]
 fn a_client_and_devices_over_a_broker_stand_in_keep_every_rule() {
     let (mut commands, mut succeeded, mut drops, mut cuts) = (0, 0, 0, 0);
+    let mut family: BTreeMap<String, u64> = BTreeMap::new();
     for seed in 0..SCHEDULES {
         let world = World::new(seed);
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| world.run()));
         match result {
-            Ok((c, ok, d, k)) => {
+            Ok(((c, ok, d, k), f)) => {
+                for (how, n) in f {
+                    *family.entry(how).or_default() += n;
+                }
                 commands += c;
                 succeeded += ok;
                 drops += d;
@@ -669,7 +975,7 @@ fn a_client_and_devices_over_a_broker_stand_in_keep_every_rule() {
     }
     let summary = format!(
         "{SCHEDULES} schedules: {commands} commands, {succeeded} member successes, \
-         {drops} routed copies lost, {cuts} connections cut"
+         {drops} routed copies lost, {cuts} connections cut; family devices: {family:?}"
     );
     println!("{summary}");
     #[cfg(target_family = "wasm")]
@@ -681,6 +987,20 @@ fn a_client_and_devices_over_a_broker_stand_in_keep_every_rule() {
         drops > 0 && cuts > 0,
         "{drops} routed copies lost, {cuts} connections cut"
     );
+    // Every way of ending a family command must occur, or its rule went untested.
+    for how in [
+        "succeeded by state report",
+        "succeeded by answer with id",
+        "succeeded by retained state",
+        "superseded",
+        "unsupported",
+        "contradicted",
+    ] {
+        assert!(
+            family.get(how).copied().unwrap_or(0) > 0,
+            "no family command {how}: {summary}"
+        );
+    }
 }
 
 #[test]
