@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
+use switchboard_protocol::family::{Address, Family};
 use switchboard_protocol::session::ProtocolVersion;
 use switchboard_protocol::tracker::Target;
 use switchboard_protocol::{Command, DeviceId, GroupId};
@@ -103,6 +104,11 @@ struct RunArgs {
     /// an empty string puts devices in no group.
     #[arg(long, default_value = "floor1,floor2")]
     groups: String,
+    /// Which dialect devices speak: `switchboard` (the default), `tasmota`, `shelly`,
+    /// `zigbee2mqtt`, `esphome` or `homeassistant` for all, or ranges such as
+    /// `tasmota=1-100,shelly=101-200` (devices outside every range speak Switchboard's).
+    #[arg(long, default_value = "switchboard")]
+    family: String,
     /// Where devices keep what survives a restart (saved config, journal, recent TIDs).
     #[arg(long)]
     state_dir: Option<PathBuf>,
@@ -136,6 +142,10 @@ struct SendArgs {
     /// Send to every member of this group instead of one device.
     #[arg(long)]
     group: Option<String>,
+    /// The device speaks another family's dialect (tasmota, shelly, zigbee2mqtt, esphome,
+    /// homeassistant); DEVICE is then its name as `device-sim --family` names it.
+    #[arg(long)]
+    family: Option<String>,
     /// Send the text as is (the pattern document's plain-text form), e.g. "light: on".
     #[arg(long)]
     text: bool,
@@ -214,19 +224,33 @@ fn specs(args: &RunArgs) -> anyhow::Result<Vec<DeviceSpec>> {
     {
         match entry.split_once('=') {
             None => dealt.push(GroupId::new(entry)?),
-            Some((name, range)) => {
-                let (a, b) = range
-                    .split_once('-')
-                    .and_then(|(a, b)| Some((a.parse::<usize>().ok()?, b.parse::<usize>().ok()?)))
-                    .with_context(|| format!("group {entry:?}: expected name=FIRST-LAST"))?;
-                ranged.push((GroupId::new(name)?, a..=b));
-            }
+            Some((name, range)) => ranged.push((GroupId::new(name)?, range_of(entry, range)?)),
+        }
+    }
+    let mut every: Option<Family> = None;
+    let mut families: Vec<(Family, std::ops::RangeInclusive<usize>)> = Vec::new();
+    for entry in args
+        .family
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        match entry.split_once('=') {
+            None => every = Some(entry.parse()?),
+            Some((name, range)) => families.push((name.parse()?, range_of(entry, range)?)),
         }
     }
     Ok(ids
         .into_iter()
         .enumerate()
         .map(|(i, id)| {
+            let family = families
+                .iter()
+                .find(|(_, r)| r.contains(&(i + 1)))
+                .map(|(f, _)| *f)
+                .or(every)
+                .and_then(|f| crate::family::address_for(f, &id));
+            let id = family.as_ref().map_or(id, Address::device_id);
             let mut groups = Vec::new();
             if !dealt.is_empty() {
                 groups.push(dealt[i % dealt.len()].clone());
@@ -242,9 +266,23 @@ fn specs(args: &RunArgs) -> anyhow::Result<Vec<DeviceSpec>> {
             } else {
                 Faults::default()
             };
-            DeviceSpec { id, groups, faults }
+            DeviceSpec {
+                id,
+                groups,
+                faults,
+                family,
+            }
         })
         .collect())
+}
+
+/// `FIRST-LAST` of a `name=FIRST-LAST` entry.
+fn range_of(entry: &str, range: &str) -> anyhow::Result<std::ops::RangeInclusive<usize>> {
+    let (a, b) = range
+        .split_once('-')
+        .and_then(|(a, b)| Some((a.parse::<usize>().ok()?, b.parse::<usize>().ok()?)))
+        .with_context(|| format!("{entry:?}: expected name=FIRST-LAST"))?;
+    Ok(a..=b)
 }
 
 fn version(s: &str) -> anyhow::Result<ProtocolVersion> {
@@ -362,12 +400,20 @@ async fn run_send(args: SendArgs) -> anyhow::Result<ExitCode> {
         }
         _ => anyhow::bail!("expected DEVICE COMMAND, or --group GROUP COMMAND"),
     };
+    let family = match (&args.family, &target) {
+        (Some(f), Target::Device(d)) => {
+            let f: Family = f.parse()?;
+            crate::family::address_for(f, d)
+        }
+        _ => None,
+    };
     let tracked = send::send(SendRequest {
         endpoint: args.conn.endpoint(url)?,
         target,
         payload,
         wait: args.wait,
         timeout: Duration::from_secs(args.timeout_secs),
+        family,
     })
     .await?;
     let (lines, ok) = send::report(&tracked);

@@ -16,6 +16,7 @@ use switchboard_protocol::envelope::{
     decode_request, text_response, Config, DeviceState, IncomingRequest, LogLines, Status,
     Telemetry, Tid, VERSION,
 };
+use switchboard_protocol::family::Address;
 use switchboard_protocol::gate::{Admission, DeviceGate, GateConfig, Reply};
 use switchboard_protocol::session::{
     Message, ProtocolVersion, Publish, QoS, Session, SessionConfig, SessionEvent, Will,
@@ -63,8 +64,11 @@ pub struct DeviceSpec {
     pub id: DeviceId,
     /// Groups whose fan-out topic it subscribes to.
     pub groups: Vec<GroupId>,
-    /// What goes wrong for it.
+    /// What goes wrong for it (Switchboard devices only).
     pub faults: Faults,
+    /// `None`: it speaks Switchboard's envelope (and the pattern document's text); otherwise the
+    /// family and address it plays.
+    pub family: Option<Address>,
 }
 
 /// Counters shared by a fleet, for the summary line.

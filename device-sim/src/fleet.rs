@@ -7,7 +7,10 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use switchboard_protocol::family::Address;
+
 use crate::device::{self, DeviceSpec, FleetOptions, Stats};
+use crate::family;
 use crate::journal::Journal;
 
 /// A running fleet.
@@ -32,13 +35,33 @@ impl Fleet {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let size = specs.len();
+        let mut bulbs = Vec::new();
         for spec in specs {
             let id = spec.id.clone();
             let (opts, stats, stopped) = (opts.clone(), stats.clone(), stopped.clone());
+            if let Some(address) = spec.family {
+                if let Address::Zigbee2mqtt(z) = &address {
+                    bulbs.push(z.clone());
+                }
+                tasks.spawn(async move {
+                    if let Err(e) = family::run(address, opts, stats, stopped).await {
+                        tracing::error!(device = %id, error = %e, "device stopped");
+                    }
+                });
+                continue;
+            }
             let journal = journal.clone();
             tasks.spawn(async move {
                 if let Err(e) = device::run(spec, opts, journal, stats, stopped).await {
                     tracing::error!(device = %id, error = %e, "device stopped");
+                }
+            });
+        }
+        if !bulbs.is_empty() {
+            let (opts, stopped) = (opts.clone(), stopped.clone());
+            tasks.spawn(async move {
+                if let Err(e) = family::run_zigbee2mqtt_bridge(bulbs, opts, stopped).await {
+                    tracing::error!(error = %e, "the Zigbee2MQTT bridge stopped");
                 }
             });
         }

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use switchboard_protocol::client::{Client, ClientEvent, Dialect, Switchboard};
+use switchboard_protocol::family::Address;
 use switchboard_protocol::session::{SessionConfig, SessionEvent};
 use switchboard_protocol::tracker::{
     CommandTracker, Phase, Retention, SendOptions, Target, Tracked, TrackerConfig, TrackerEvent,
@@ -37,6 +38,8 @@ pub struct SendRequest {
     pub wait: bool,
     /// The command's deadline.
     pub timeout: Duration,
+    /// The device's family and address, when it speaks another family's dialect.
+    pub family: Option<Address>,
 }
 
 /// A connected application: the protocol's [`Client`] (a session and a command tracker) over a
@@ -130,6 +133,11 @@ impl Operator {
         self.link.session().tracker()
     }
 
+    /// The client, to read devices of other families.
+    pub fn client(&self) -> &Client {
+        self.link.session()
+    }
+
     /// The client, to submit commands.
     pub fn client_mut(&mut self) -> &mut Client {
         self.link.session_mut()
@@ -190,12 +198,22 @@ pub async fn send(req: SendRequest) -> anyhow::Result<Tracked> {
         presence_wait: Duration::from_millis(if group { 300 } else { 50 }),
     })
     .await?;
+    let target = match (req.family, &req.target) {
+        (Some(address), Target::Device(_)) => {
+            // Its topics are subscribed before anything is published to it.
+            Target::Device(op.client_mut().add_device(address, now())?)
+        }
+        (Some(_), Target::Group(_)) => {
+            anyhow::bail!("--family names one device; a group is sent per member")
+        }
+        (None, t) => t.clone(),
+    };
     let tid = match &req.payload {
         Payload::Command(c) => {
             op.client_mut()
-                .submit(req.target.clone(), c, SendOptions::default(), now())
+                .submit(target.clone(), c, SendOptions::default(), now())
         }
-        Payload::Text(t) => match &req.target {
+        Payload::Text(t) => match &target {
             Target::Device(d) => {
                 op.client_mut()
                     .submit_text(d.clone(), t, SendOptions::default(), now())
@@ -240,6 +258,17 @@ pub fn report(t: &Tracked) -> (String, bool) {
                 None => "no answer by the deadline (presence unknown)".to_owned(),
             },
             (Phase::Expired, None) => "the broker never acknowledged the command".to_owned(),
+            (Phase::Succeeded, None) => m
+                .confirmed_by
+                .map(|by| format!("confirmed by {}", by.label()))
+                .unwrap_or_default(),
+            (Phase::Contradicted { actual_on }, None) => {
+                format!(
+                    "the device reports {}",
+                    if *actual_on { "on" } else { "off" }
+                )
+            }
+            (Phase::Unsupported { detail }, None) => detail.clone(),
             _ => String::new(),
         };
         let phase = match &m.phase {

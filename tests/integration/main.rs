@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod families;
 mod interop;
 mod panel;
 mod protocol_smoke;

@@ -405,6 +405,7 @@ async fn mutual_tls_with_client_certificates() {
         payload,
         wait: true,
         timeout,
+        family: None,
     };
     let light = Payload::Command(Command::Light { on: true });
     let sent = send(request(
@@ -545,6 +546,7 @@ async fn username_and_password() {
         payload: Payload::Command(Command::Light { on: true }),
         wait: true,
         timeout: T,
+        family: None,
     };
     let sent = send(request(login("s3cret"))).await.unwrap();
     assert_eq!(phase_of(&sent, "pw1"), Phase::Succeeded);

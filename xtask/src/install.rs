@@ -299,8 +299,12 @@ pub fn npm_install(prefix: &Path, spec: &str) -> Result {
     ]))
 }
 
-/// The pinned Python packages the pattern document's reference programs import.
+/// The pinned Python packages the pattern document's reference programs and the device-family
+/// peers (`tests/families/`) import.
 const PYTHON_REQUIREMENTS: &str = "tests/reference/requirements.txt";
+
+/// What the installed packages must make importable.
+const IMPORTS: &str = "import awscrt, awsiot, hatasmota, ha_mqtt_discoverable";
 
 /// Where the integration tests look for the Python that runs the reference programs.
 const PYTHON_ENV: &str = "target/tools/python";
@@ -316,7 +320,7 @@ fn python_env(workspace: &Path) -> Result {
     let python = venv.join("bin/python");
     // Written last, so it names only what pip finished installing.
     let stamp = venv.join("switchboard-requirements.txt");
-    let imports = || probe(Command::new(&python).args(["-c", "import awscrt, awsiot"])).is_some();
+    let imports = || probe(Command::new(&python).args(["-c", IMPORTS])).is_some();
     if fs::read_to_string(&stamp).is_ok_and(|had| had == wanted) && imports() {
         println!("    Python SDK for the reference programs ({PYTHON_REQUIREMENTS}): present");
         return Ok(());
@@ -337,7 +341,7 @@ fn python_env(workspace: &Path) -> Result {
     )?;
     if !imports() {
         return Err(Failure::new(format!(
-            "installed {PYTHON_REQUIREMENTS} into {}, but `import awscrt, awsiot` fails there",
+            "installed {PYTHON_REQUIREMENTS} into {}, but `{IMPORTS}` fails there",
             venv.display()
         )));
     }

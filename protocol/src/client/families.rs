@@ -306,11 +306,14 @@ impl Families {
                     Waiting::State { reading_back } => {
                         // Any report after asking answers `get_state`; a retained one answers
                         // it too when the family has no query.
-                        (p.sent || retained).then_some(Verdict::Confirmed(if *reading_back {
+                        let by = if retained {
+                            ConfirmedBy::RetainedState
+                        } else if *reading_back {
                             ConfirmedBy::ReadBack
                         } else {
                             ConfirmedBy::StateReport
-                        }))
+                        };
+                        (p.sent || retained).then_some(Verdict::Confirmed(by))
                     }
                 }?;
                 Some((p.tid, settlement(verdict)))
@@ -326,7 +329,11 @@ impl Families {
             (_, ReplyOutcome::Error { code, message }) => Verdict::Failed {
                 message: format!("{message} (code {code})"),
             },
-            (Waiting::Power(c), ReplyOutcome::Set { .. }) => c.applied(),
+            (Waiting::Power(c), ReplyOutcome::Set { .. }) => {
+                // The device says it applied the target.
+                self.power.insert(device.clone(), c.target());
+                c.applied()
+            }
             (Waiting::Power(c), ReplyOutcome::Status { output }) => {
                 self.power.insert(device.clone(), *output);
                 c.observe(*output)?

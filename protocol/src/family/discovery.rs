@@ -4,13 +4,14 @@
 //! |---|---|---|
 //! | Tasmota | `tasmota/discovery/+/config` | one device's config: topic, FullTopic, prefixes, relays |
 //! | Zigbee2MQTT | `zigbee2mqtt/bridge/devices` | the whole device list with what each exposes |
-//! | Home Assistant (and ESPHome, which announces itself this way) | `homeassistant/+/+/config`, `homeassistant/+/+/+/config` | one entity or one device's components |
+//! | Home Assistant (and ESPHome, which announces itself this way, recognised by its topics) | `homeassistant/+/+/config`, `homeassistant/+/+/+/config` | one entity or one device's components |
 //! | Shelly | `+/online` | `true` from a device whose prefix is its device id (`shelly...`) |
 //!
 //! Each announcement becomes a list of [`Found`] devices, or says which are gone.
 
 use serde_json::Value;
 
+use super::esphome::Esphome;
 use super::homeassistant::{self, Announcement};
 use super::shelly::Shelly;
 use super::tasmota::Tasmota;
@@ -89,7 +90,10 @@ pub fn read(topic: &str, payload: &[u8]) -> Result<Option<Discovered>, DecodeErr
                         .into_iter()
                         .map(|e| Found {
                             name: e.name.clone(),
-                            address: Address::Homeassistant(e),
+                            address: match esphome_behind(&e) {
+                                Some(node) => Address::Esphome(node),
+                                None => Address::Homeassistant(e),
+                            },
                         })
                         .collect(),
                     complete: false,
@@ -119,6 +123,27 @@ pub fn read(topic: &str, payload: &[u8]) -> Result<Option<Discovered>, DecodeErr
         return Ok(Some(Discovered::Nothing));
     }
     Ok(None)
+}
+
+/// The ESPHome entity behind a Home Assistant config, recognised by ESPHome's own topic layout
+/// (`<prefix>/<switch|light>/<object_id>/state` and `/command`, birth and will on
+/// `<prefix>/status`): then it is commanded as ESPHome, with what that family promises.
+fn esphome_behind(e: &homeassistant::Entity) -> Option<Esphome> {
+    let state = e.state_topic.as_deref()?.strip_suffix("/state")?;
+    let command = e.command_topic.as_deref()?.strip_suffix("/command")?;
+    if state != command {
+        return None;
+    }
+    let mut parts = state.splitn(3, '/');
+    let (prefix, component, object_id) = (parts.next()?, parts.next()?, parts.next()?);
+    if object_id.contains('/') || e.availability.first()?.topic != format!("{prefix}/status") {
+        return None;
+    }
+    match (component, e.kind) {
+        ("switch", homeassistant::Kind::Switch) => Some(Esphome::switch(prefix, object_id)),
+        ("light", homeassistant::Kind::LightJson) => Some(Esphome::light(prefix, object_id)),
+        _ => None,
+    }
 }
 
 /// A Tasmota discovery config: one device per relay (`rl` 1) or light (`rl` 2).

@@ -589,7 +589,7 @@ fn esphome_discovery(e: &Esphome) -> Value {
         "stat_t": format!("{base}/state"),
         "cmd_t": format!("{base}/command"),
         "avty_t": format!("{}/status", e.prefix),
-        "uniq_id": format!("ESP{}{}", component(e), e.object_id),
+        "uniq_id": format!("{}-{}-{}", e.prefix, component(e), e.object_id),
         "dev": {"ids": e.prefix, "name": e.prefix, "mf": "espressif"}
     });
     if e.component == Component::Light {

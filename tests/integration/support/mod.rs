@@ -42,6 +42,7 @@ pub fn specs(prefix: &str, n: usize, groups: &[&str], faults: &Faults) -> Vec<De
             id: DeviceId::new(format!("{prefix}{i}")).unwrap(),
             groups: groups.iter().map(|g| GroupId::new(*g).unwrap()).collect(),
             faults: faults.clone(),
+            family: None,
         })
         .collect()
 }
@@ -80,6 +81,7 @@ pub async fn send_command(
         payload: Payload::Command(command),
         wait: true,
         timeout,
+        family: None,
     })
     .await
     .unwrap()
@@ -93,6 +95,7 @@ pub async fn send_text(url: &str, device: &str, text: &str) -> Tracked {
         payload: Payload::Text(text.to_owned()),
         wait: true,
         timeout: Duration::from_secs(10),
+        family: None,
     })
     .await
     .unwrap()
