@@ -4,7 +4,8 @@
 use std::collections::VecDeque;
 
 use switchboard_protocol::envelope::{DeviceState, Status};
-use switchboard_protocol::{DeviceId, GroupId, Tid};
+use switchboard_protocol::family::Family;
+use switchboard_protocol::{DeviceId, GroupId, Tid, Timestamp};
 
 /// How many telemetry samples a device keeps for its chart.
 pub const TELEMETRY_KEEP: usize = 60;
@@ -29,6 +30,16 @@ impl Presence {
             Presence::Unknown => "presence unknown",
         }
     }
+}
+
+/// What the panel's idea of a device's presence rests on, and since when.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Evidence {
+    /// What was seen: `status` (its retained status), `answered` (a command), `reported` (its
+    /// state), `announced` (its family's presence message).
+    pub what: &'static str,
+    /// When the panel saw it.
+    pub at: Timestamp,
 }
 
 /// A command to a device that has not finished yet, as its card shows it.
@@ -58,8 +69,16 @@ pub struct Sample {
 pub struct DeviceView {
     /// Its id.
     pub id: DeviceId,
+    /// The dialect it speaks.
+    pub family: Family,
+    /// Why its state can never be confirmed (an optimistic Home Assistant entity), if so.
+    pub unconfirmable: Option<String>,
+    /// Its name for a person, when its announcement gives one.
+    pub name: Option<String>,
     /// Presence.
     pub presence: Presence,
+    /// What presence rests on.
+    pub evidence: Option<Evidence>,
     /// Groups it subscribes to.
     pub groups: Vec<GroupId>,
     /// Commands it says it understands.
@@ -86,7 +105,11 @@ impl DeviceView {
     pub fn new(id: DeviceId, presence: Presence) -> Self {
         DeviceView {
             id,
+            family: Family::Switchboard,
+            unconfirmable: None,
+            name: None,
             presence,
+            evidence: None,
             groups: Vec::new(),
             capabilities: Vec::new(),
             state: None,
@@ -114,6 +137,22 @@ impl DeviceView {
         }
         if s.state.is_some() {
             self.state = s.state;
+        }
+    }
+
+    /// Sets presence from `evidence` seen at `at`. An answer or a state report is the newest
+    /// evidence there is: the device is reachable, whatever an older retained status said.
+    pub fn seen(&mut self, presence: Presence, what: &'static str, at: Timestamp) {
+        self.presence = presence;
+        self.evidence = Some(Evidence { what, at });
+    }
+
+    /// Which commands its card and details offer: every command for Switchboard's own devices,
+    /// the light and reading its state for the other families.
+    pub fn offers(&self, command: &str) -> bool {
+        match self.family {
+            Family::Switchboard | Family::Text => true,
+            _ => matches!(command, "light" | "get_state"),
         }
     }
 

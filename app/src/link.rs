@@ -9,6 +9,7 @@ use std::rc::Rc;
 
 use leptos::prelude::*;
 use switchboard_protocol::command::Command;
+use switchboard_protocol::family::{Address, Family};
 use switchboard_protocol::tracker::{SendOptions, Target};
 use switchboard_protocol::{DeviceId, Tid};
 
@@ -85,6 +86,31 @@ impl Link {
     /// Adds a device that does not announce itself, shown as "presence unknown".
     pub fn add_device(&self, device: DeviceId) {
         self.input(|p, _| p.projection.add_device(&device));
+    }
+
+    /// Adds a device of another family by its own name (a Tasmota topic, a Shelly prefix, a
+    /// Zigbee2MQTT friendly name, an ESPHome `node.switch`): its topics are followed from now
+    /// on. Returns the id it goes by, or why it cannot be added.
+    pub fn add_family_device(&self, family: Family, name: &str) -> Result<DeviceId, String> {
+        let Some(address) = Address::by_name(family, name) else {
+            return Err(match family {
+                Family::Homeassistant => {
+                    "Home Assistant entities are found by their discovery config".to_owned()
+                }
+                Family::Esphome => {
+                    format!("{name:?}: give the node and the switch, as node.switch")
+                }
+                _ => format!("{name:?} cannot be a {} name", family.label()),
+            });
+        };
+        self.input(|p, t| {
+            let id = p
+                .client
+                .add_device(address.clone(), t)
+                .map_err(|e| e.to_string())?;
+            p.projection.add_family_device(&id, &address);
+            Ok(id)
+        })
     }
 
     /// Opens a device's details (or closes them with `None`).

@@ -10,6 +10,8 @@ use std::collections::{HashMap, HashSet};
 
 use switchboard_protocol::client::ClientEvent;
 use switchboard_protocol::envelope::{decode_log, decode_telemetry, Status};
+use switchboard_protocol::family::confirm::ConfirmedBy;
+use switchboard_protocol::family::{Address, Observation};
 use switchboard_protocol::session::Message;
 use switchboard_protocol::topic::Topic;
 use switchboard_protocol::tracker::{
@@ -17,7 +19,7 @@ use switchboard_protocol::tracker::{
 };
 use switchboard_protocol::{DeviceId, Tid, Timestamp};
 
-use crate::device_view::{DeviceView, Pending, Presence, Sample, TELEMETRY_KEEP};
+use crate::device_view::{DeviceView, Evidence, Pending, Presence, Sample, TELEMETRY_KEEP};
 use crate::view::{phase_text, target_label, CommandView, FanoutView, Notice};
 
 /// What changed since the last batch, ready for the store.
@@ -68,8 +70,35 @@ impl Projection {
         self.urgent |= !on_the_way;
         match ev {
             ClientEvent::Command(ev) => self.on_command(ev, tracker, now),
-            ClientEvent::Presence { device, status } => self.on_presence(device, status),
+            ClientEvent::Presence { device, status } => self.on_presence(device, status, now),
             ClientEvent::Message(m) => self.on_message(&m, now),
+            ClientEvent::Discovered {
+                device,
+                address,
+                name,
+            } => {
+                self.add_family_device(&device, &address);
+                if let Some(v) = self.devices.get_mut(&device) {
+                    v.name = name;
+                }
+            }
+            ClientEvent::Reported {
+                device,
+                observation,
+                retained,
+            } => self.on_report(device, observation, retained, now),
+            ClientEvent::Vanished { family, key } => self.note(
+                "info",
+                now,
+                format!("{} announcement {key} was cleared", family.label()),
+            ),
+            ClientEvent::Undecodable { topic, error } => {
+                self.note(
+                    "warning",
+                    now,
+                    format!("unreadable message on {topic}: {error}"),
+                );
+            }
             // The connection's story is the pump's to tell.
             _ => {}
         }
@@ -114,6 +143,40 @@ impl Projection {
     pub fn add_device(&mut self, device: &DeviceId) {
         view_mut(&mut self.devices, device, Presence::Unknown);
         self.dirty_devices.insert(device.clone());
+    }
+
+    /// A device of another family, added by name or found by discovery.
+    pub fn add_family_device(&mut self, device: &DeviceId, address: &Address) {
+        let view = view_mut(&mut self.devices, device, Presence::Unknown);
+        view.family = address.family();
+        view.unconfirmable = match address {
+            Address::Homeassistant(e) => e.unconfirmable_because().map(str::to_owned),
+            _ => None,
+        };
+        self.dirty_devices.insert(device.clone());
+    }
+
+    /// A family device reported its power or its presence.
+    fn on_report(
+        &mut self,
+        device: DeviceId,
+        observation: Observation,
+        retained: bool,
+        now: Timestamp,
+    ) {
+        let view = view_mut(&mut self.devices, &device, Presence::Unknown);
+        match observation {
+            Observation::Power(on) => {
+                view.confirm_light(on);
+                if !retained {
+                    view.seen(Presence::Online, "reported", now);
+                }
+            }
+            Observation::Presence(true) => view.seen(Presence::Online, "announced", now),
+            Observation::Presence(false) => view.seen(Presence::Offline, "announced", now),
+            Observation::Nothing => {}
+        }
+        self.dirty_devices.insert(device);
     }
 
     /// Opens `tid`'s matrix (built once; then updated cell by cell).
@@ -181,10 +244,13 @@ impl Projection {
         }
     }
 
-    fn on_presence(&mut self, device: DeviceId, status: Option<Status>) {
+    fn on_presence(&mut self, device: DeviceId, status: Option<Status>, now: Timestamp) {
         match status {
             Some(s) => {
-                view_mut(&mut self.devices, &device, Presence::Offline).apply_status(s);
+                let what = "status";
+                let view = view_mut(&mut self.devices, &device, Presence::Offline);
+                view.apply_status(s);
+                view.evidence = Some(Evidence { what, at: now });
                 self.dirty_devices.insert(device);
             }
             None => {
@@ -237,7 +303,7 @@ impl Projection {
                 let Some(tr) = tracker.get(&tid) else {
                     return;
                 };
-                self.on_member(tr, &device, &phase);
+                self.on_member(tr, &device, &phase, now);
                 if let Some(f) = self.fanout.as_mut().filter(|f| f.tid == tid) {
                     if !f.update(&device, &phase, tr) {
                         *f = FanoutView::of(tr);
@@ -306,12 +372,20 @@ impl Projection {
     }
 
     /// One member of `tr` moved to `phase`: its device's card follows.
-    fn on_member(&mut self, tr: &Tracked, device: &DeviceId, phase: &Phase) {
+    fn on_member(&mut self, tr: &Tracked, device: &DeviceId, phase: &Phase, now: Timestamp) {
         let view = view_mut(&mut self.devices, device, Presence::Unknown);
         if phase.is_terminal() {
             view.pending.retain(|p| p.tid != tr.tid);
             let m = tr.members.get(device);
             let response = m.and_then(|m| m.response.as_ref());
+            // An answer (or a live report that confirmed it) is the device reaching us now.
+            let answered = response.is_some()
+                || matches!(phase, Phase::Contradicted { .. })
+                || m.and_then(|m| m.confirmed_by)
+                    .is_some_and(|by| by != ConfirmedBy::RetainedState);
+            if answered && !m.is_some_and(|m| m.late) {
+                view.seen(Presence::Online, "answered", now);
+            }
             if let Some(state) = response.and_then(|r| r.state.clone()) {
                 view.state = Some(state);
             } else if *phase == Phase::Succeeded {

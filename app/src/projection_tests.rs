@@ -223,3 +223,95 @@ fn forgotten_commands_leave_the_batch_and_odd_answers_become_notices() {
     );
     assert!(texts.iter().any(|t| t.contains("unknown TID")), "{texts:?}");
 }
+
+#[test]
+fn a_family_device_is_drawn_as_its_family_with_its_reports_as_evidence() {
+    use switchboard_protocol::family::homeassistant::Entity;
+    use switchboard_protocol::family::tasmota::Tasmota;
+    use switchboard_protocol::family::{Address, Family, Observation};
+
+    let (mut p, t) = (Projection::new(), tracker());
+    let plug = Address::Tasmota(Tasmota::new("plug1"));
+    p.on_event(
+        ClientEvent::Discovered {
+            device: dev("plug1"),
+            address: plug,
+            name: Some("Kettle".into()),
+        },
+        &t,
+        at(0),
+    );
+    let v = p.device(&dev("plug1")).unwrap();
+    assert_eq!(
+        (v.family, v.name.as_deref()),
+        (Family::Tasmota, Some("Kettle"))
+    );
+    assert!(v.offers("light") && v.offers("get_state") && !v.offers("restart"));
+    assert_eq!(v.presence, Presence::Unknown);
+    // A retained report is the state as it stood: drawn, but no evidence of reachability.
+    let report = |on, retained| ClientEvent::Reported {
+        device: dev("plug1"),
+        observation: Observation::Power(on),
+        retained,
+    };
+    p.on_event(report(true, true), &t, at(10));
+    let v = p.device(&dev("plug1")).unwrap();
+    assert!(v.light());
+    assert_eq!(v.presence, Presence::Unknown);
+    // A live report is: the device is there now.
+    p.on_event(report(false, false), &t, at(20));
+    let v = p.device(&dev("plug1")).unwrap();
+    assert!(!v.light());
+    assert_eq!(v.presence, Presence::Online);
+    assert_eq!(
+        v.evidence,
+        Some(Evidence {
+            what: "reported",
+            at: at(20)
+        })
+    );
+
+    let mut optimistic = Entity::switch("fan");
+    optimistic.state_topic = None;
+    p.add_family_device(&dev("fan"), &Address::Homeassistant(optimistic));
+    assert!(p.device(&dev("fan")).unwrap().unconfirmable.is_some());
+}
+
+#[test]
+fn a_device_that_answers_is_online_whatever_an_old_retained_status_says() {
+    let (mut p, mut t) = (Projection::new(), tracker());
+    // A stale retained status left by an earlier device of that name.
+    let old = Status::offline(dev("d7"));
+    t.handle_presence(&dev("d7"), Some(&old));
+    p.on_event(
+        ClientEvent::Presence {
+            device: dev("d7"),
+            status: Some(old),
+        },
+        &t,
+        at(0),
+    );
+    assert_eq!(p.device(&dev("d7")).unwrap().presence, Presence::Offline);
+    let tid = t.submit(
+        Target::Device(dev("d7")),
+        &Command::Light { on: true },
+        SendOptions::default(),
+        at(1),
+    );
+    send_all(&mut t, at(1));
+    t.handle_response(&dev("d7"), &answer(tid, "d7", true), at(5));
+    project(&mut p, &mut t, at(5));
+    let v = p.device(&dev("d7")).unwrap();
+    assert_eq!(
+        v.presence,
+        Presence::Online,
+        "its answer is newer evidence than the status"
+    );
+    assert_eq!(
+        v.evidence,
+        Some(Evidence {
+            what: "answered",
+            at: at(5)
+        })
+    );
+}

@@ -147,6 +147,10 @@ impl Pump {
         if let Err(e) = self.client.connect(sc, t) {
             self.conn_error = Some(e.to_string());
         }
+        // Devices of every family announce themselves: follow their announcements.
+        if let Err(e) = self.client.discover(t) {
+            log(&format!("discovery: {e}"));
+        }
     }
 
     /// Opens a device's details: its telemetry is followed while they are open.

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use switchboard_protocol::family::confirm::ConfirmedBy;
 use switchboard_protocol::tracker::{Phase, Progress, Target, Tracked};
 use switchboard_protocol::{DeviceId, Tid, Timestamp};
 
@@ -117,6 +118,10 @@ impl CommandView {
             (Target::Device(_), Some(m)) => {
                 let error = m.response.as_ref().and_then(|r| r.error.as_deref());
                 let mut status = phase_text(&m.phase, error);
+                // How a device with no TID in its answers confirmed it.
+                if let Some(by) = m.confirmed_by.filter(|by| *by != ConfirmedBy::Answer) {
+                    status = format!("{status} (confirmed by {})", by.label());
+                }
                 if !m.phase.is_terminal() && t.attempts > 1 {
                     status = format!("retrying {}", t.attempts - 1);
                 }

@@ -9,11 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use switchboard_protocol::family::esphome::Esphome;
 use switchboard_protocol::family::firmware::{zigbee2mqtt_bridge_devices, Firmware};
 use switchboard_protocol::family::homeassistant::Entity;
-use switchboard_protocol::family::shelly::Shelly;
-use switchboard_protocol::family::tasmota::Tasmota;
 use switchboard_protocol::family::zigbee2mqtt::Zigbee2mqtt;
 use switchboard_protocol::family::{Address, Family};
 use switchboard_protocol::session::{Publish, QoS, Session, SessionConfig, SessionEvent};
@@ -28,14 +25,12 @@ use crate::link::{now, Link, Wake};
 /// name, the ESPHome node (with a switch `relay`), or the Home Assistant switch's name.
 pub fn address_for(family: Family, name: &DeviceId) -> Option<Address> {
     let n = name.as_str();
-    Some(match family {
-        Family::Switchboard | Family::Text => return None,
-        Family::Tasmota => Address::Tasmota(Tasmota::new(n)),
-        Family::Shelly => Address::Shelly(Shelly::new(format!("shellyplus1-{n}"))),
-        Family::Zigbee2mqtt => Address::Zigbee2mqtt(Zigbee2mqtt::new(n)),
-        Family::Esphome => Address::Esphome(Esphome::switch(n, "relay")),
-        Family::Homeassistant => Address::Homeassistant(Entity::switch(n)),
-    })
+    match family {
+        Family::Shelly => Address::by_name(family, &format!("shellyplus1-{n}")),
+        Family::Esphome => Address::by_name(family, &format!("{n}.relay")),
+        Family::Homeassistant => Some(Address::Homeassistant(Entity::switch(n))),
+        other => Address::by_name(other, n),
+    }
 }
 
 /// Runs one family device until `shutdown` says so; it leaves with its presence offline.

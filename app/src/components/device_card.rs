@@ -4,10 +4,12 @@
 //! from `sent` to `delivered`, say) redraws only the parts whose value changed.
 
 use leptos::prelude::*;
+use switchboard_protocol::family::Family;
 use switchboard_protocol::tracker::Target;
 use switchboard_protocol::{Command, DeviceId};
 
 use super::light::Light;
+use crate::clock::Clock;
 use crate::device_view::Presence;
 use crate::link::Link;
 
@@ -23,6 +25,11 @@ pub fn DeviceCard(id: DeviceId) -> impl IntoView {
     let presence = Memo::new(move |_| dev.with(|d| d.presence));
     let groups = Memo::new(move |_| dev.with(|d| d.groups.clone()));
     let outcome = Memo::new(move |_| dev.with(|d| d.last_outcome.clone()));
+    let family = Memo::new(move |_| dev.with(|d| d.family));
+    let unconfirmable = Memo::new(move |_| dev.with(|d| d.unconfirmable.clone()));
+    let evidence = Memo::new(move |_| dev.with(|d| d.evidence));
+    // The app provides a ticking clock; a card mounted on its own shows evidence without its age.
+    let clock = use_context::<Clock>();
     let selected = {
         let id = id.clone();
         Memo::new(move |_| link.store.selected.with(|s| s.as_ref() == Some(&id)))
@@ -44,15 +51,31 @@ pub fn DeviceCard(id: DeviceId) -> impl IntoView {
         <article class="card" class:selected=selected data-device=name.clone()
             data-light=move || if on.get() { "on" } else { "off" }
             data-pending=move || if pending.get().is_some() { "true" } else { "false" }
-            data-presence=move || presence.get().label()>
+            data-presence=move || presence.get().label()
+            data-family=move || family.get().name()
+            data-confirmable=move || if unconfirmable.with(Option::is_none) { "true" } else { "false" }>
             <button class="card-open" on:click=open aria-label=format!("open {name}")>
                 <span class="name">{name.clone()}</span>
                 <span class=move || match presence.get() {
                     Presence::Online => "presence online",
                     Presence::Offline => "presence offline",
                     Presence::Unknown => "presence unknown",
-                }>{move || presence.get().label()}</span>
+                }>
+                    {move || presence.get().label()}
+                    {move || evidence.get().map(|e| view! {
+                        <span class="evidence">{move || match clock {
+                            Some(c) => format!(" · {} {} ago", e.what, age(c.0.get().saturating_since(e.at))),
+                            None => format!(" · {}", e.what),
+                        }}</span>
+                    })}
+                </span>
+                {move || (family.get() != Family::Switchboard).then(|| view! {
+                    <span class="chip family">{family.get().label()}</span>
+                })}
             </button>
+            {move || unconfirmable.get().map(|why| view! {
+                <div class="unconfirmable" role="note">{format!("unconfirmable: {why}")}</div>
+            })}
             <div class="card-body">
                 <Light on=on pending=pending />
                 <button class="light-toggle" data-action="light" on:click=toggle
@@ -75,4 +98,13 @@ pub fn DeviceCard(id: DeviceId) -> impl IntoView {
         </article>
     }
     .into_any()
+}
+
+/// How long ago, for a person: `4 s`, `3 min`, `2 h`.
+fn age(d: core::time::Duration) -> String {
+    match d.as_secs() {
+        s if s < 60 => format!("{s} s"),
+        s if s < 3600 => format!("{} min", s / 60),
+        s => format!("{} h", s / 3600),
+    }
 }

@@ -2,6 +2,7 @@
 
 use leptos::prelude::*;
 use switchboard_protocol::envelope::Config;
+use switchboard_protocol::family::Family;
 use switchboard_protocol::tracker::Target;
 use switchboard_protocol::{Command, DeviceId};
 
@@ -78,11 +79,24 @@ fn detail(id: DeviceId) -> AnyView {
     };
     let quick = QUICK_COMMANDS.map(|(action, label, command)| {
         let s = send.clone();
-        view! { <button data-action=action on:click=move |_| s(command.clone())>{label}</button> }
+        let name = command.name();
+        view! {
+            <Show when=move || dev.with(|d| d.offers(name))>
+                {let (s, command) = (s.clone(), command.clone());
+                 view! { <button data-action=action on:click=move |_| s(command.clone())>{label}</button> }}
+            </Show>
+        }
     });
+    // Telemetry, logs, configuration, sequences and text are Switchboard's own.
+    let own = move || dev.with(|d| d.offers("restart"));
     let state_line = move || {
         dev.with(|d| match (&d.state, d.light_confirmed) {
             (None, None) => "state not reported yet".to_owned(),
+            (None, Some(on)) if d.family != Family::Switchboard => format!(
+                "light {} (as the {} device reports it)",
+                if on { "on" } else { "off" },
+                d.family.label()
+            ),
             (None, Some(on)) => format!(
                 "light {} (confirmed by its answer; it reports no state)",
                 if on { "on" } else { "off" }
@@ -127,6 +141,7 @@ fn detail(id: DeviceId) -> AnyView {
                 </p>
             </Show>
             <div class="actions">{quick}</div>
+            <div class="own-commands" hidden=move || !own()>
             <form class="row" on:submit=set_interval>
                 <label>"Telemetry every (ms)"
                     <input type="number" min="0" step="10" prop:value=interval
@@ -160,6 +175,7 @@ fn detail(id: DeviceId) -> AnyView {
             </form>
             <SequenceStepper id=id.clone() dev=dev />
             <TextCommand id=id.clone() />
+            </div>
             <ul class="pending-list" aria-label="commands in flight">
                 <For each=move || dev.with(|d| d.pending.clone()) key=|p| (p.tid, p.phase.clone()) let:p>
                     <li>{format!("{} · {}", p.cmd, p.phase)}</li>

@@ -169,6 +169,28 @@ pub struct RpcCall<'a> {
 }
 
 impl Address {
+    /// A device of `family` known by its own name, as a person adds one: a Tasmota Topic, a
+    /// Shelly topic prefix, a Zigbee2MQTT friendly name, an ESPHome `node.switch`. `None` for a
+    /// family whose devices are only known by their announcement (Home Assistant discovery) or
+    /// that is no other family, and for a name that cannot be part of a topic.
+    pub fn by_name(family: Family, name: &str) -> Option<Address> {
+        let name = name.trim();
+        check_topic_part(family.name(), name).ok()?;
+        Some(match family {
+            Family::Tasmota => Address::Tasmota(tasmota::Tasmota::new(name)),
+            Family::Shelly => Address::Shelly(shelly::Shelly::new(name)),
+            Family::Zigbee2mqtt => Address::Zigbee2mqtt(zigbee2mqtt::Zigbee2mqtt::new(name)),
+            Family::Esphome => {
+                let (node, object) = name.split_once('.')?;
+                if node.is_empty() || object.is_empty() || name.contains('/') {
+                    return None;
+                }
+                Address::Esphome(esphome::Esphome::switch(node, object))
+            }
+            Family::Homeassistant | Family::Switchboard | Family::Text => return None,
+        })
+    }
+
     /// The family it belongs to.
     pub fn family(&self) -> Family {
         match self {
