@@ -29,10 +29,7 @@ pub fn AddDevice() -> impl IntoView {
         let name = id.get_untracked();
         let added = match family.get_untracked() {
             Family::Switchboard => DeviceId::new(name.trim())
-                .map(|d| {
-                    link.add_device(d.clone());
-                    d
-                })
+                .inspect(|d| link.add_device(d.clone()))
                 .map_err(|e| e.to_string()),
             other => link.add_family_device(other, &name),
         };
