@@ -436,3 +436,99 @@ fn settlement(v: Verdict) -> Settlement {
         Verdict::Failed { message } => Settlement::Failed { message },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::family::tasmota::Tasmota;
+
+    fn tid(n: u64) -> Tid {
+        Tid::random(&mut fastrand::Rng::with_seed(n))
+    }
+
+    fn at(ms: u64) -> Timestamp {
+        Timestamp::from_millis(ms)
+    }
+
+    /// A Tasmota plug with a command to `on` sent at 0 ms and a 10 s deadline.
+    fn plug(on: bool) -> (Families, DeviceId, Tid) {
+        let mut f = Families::new("switchboard-test".into());
+        let (id, topics) = f.add(Address::Tasmota(Tasmota::new("plug")));
+        assert!(topics.contains(&"stat/plug/RESULT".to_owned()));
+        let t = tid(1);
+        let begun = f.begin(
+            &id,
+            t,
+            &Command::Light { on },
+            Duration::from_secs(10),
+            at(0),
+        );
+        assert!(begun.superseded.is_none() && begun.settled.is_none());
+        assert_eq!(
+            f.sent(&t),
+            None,
+            "Tasmota is not quiet: nothing to read again"
+        );
+        (f, id, t)
+    }
+
+    #[test]
+    fn silence_is_read_back_and_the_answer_decides() {
+        let (mut f, id, t) = plug(true);
+        assert_eq!(
+            f.poll_timeout(),
+            Some(at(5_000)),
+            "half the deadline, at most 5 s"
+        );
+        let (settled, read_backs) = f.handle_timeout(at(5_000));
+        assert!(settled.is_empty());
+        let [ReadBack::Publish(p)] = read_backs.as_slice() else {
+            panic!("one read-back publish, got {read_backs:?}");
+        };
+        assert_eq!(
+            (p.topic.as_str(), p.payload.as_slice()),
+            ("cmnd/plug/POWER", &b""[..])
+        );
+        let got = f.observe(&id, &Observation::Power(true), false);
+        assert_eq!(got, Some((t, Settlement::Confirmed(ConfirmedBy::ReadBack))));
+    }
+
+    #[test]
+    fn another_value_ends_contradicted_when_the_window_closes() {
+        let (mut f, id, t) = plug(true);
+        assert_eq!(
+            f.observe(&id, &Observation::Power(false), false),
+            None,
+            "noted"
+        );
+        let (settled, read_backs) = f.handle_timeout(at(5_000));
+        assert!(read_backs.is_empty());
+        assert_eq!(
+            settled,
+            vec![(t, id, Settlement::Contradicted { actual_on: false })]
+        );
+    }
+
+    #[test]
+    fn a_device_presence_says_is_gone_ends_offline_and_a_newer_command_supersedes() {
+        let (mut f, id, t) = plug(true);
+        f.observe(&id, &Observation::Presence(false), true);
+        let (settled, _) = f.handle_timeout(at(5_000));
+        assert_eq!(settled, vec![(t, id.clone(), Settlement::Offline)]);
+        let (mut f, id, t) = plug(true);
+        let newer = tid(2);
+        let begun = f.begin(
+            &id,
+            newer,
+            &Command::Light { on: false },
+            Duration::from_secs(10),
+            at(100),
+        );
+        assert_eq!(begun.superseded, Some(t));
+        assert!(!f.owns(&t) && f.owns(&newer));
+        assert!(
+            f.encode(&t).is_none(),
+            "the superseded command is not sent again"
+        );
+    }
+}
