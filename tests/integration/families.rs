@@ -23,6 +23,18 @@ use crate::support::{endpoint, fleet_options, start_fleet};
 
 const T: Duration = Duration::from_secs(10);
 
+/// A simulated device of `family` named `name`, as `device-sim --family` makes one.
+fn family_spec(family: Family, name: &str) -> DeviceSpec {
+    let name = DeviceId::new(name).unwrap();
+    let address = device_sim::family::address_for(family, &name).unwrap();
+    DeviceSpec {
+        id: address.device_id(),
+        groups: Vec::new(),
+        faults: Faults::default(),
+        family: Some(address),
+    }
+}
+
 /// One device of each family, named `<family>1`.
 fn one_of_each() -> Vec<DeviceSpec> {
     [
@@ -33,16 +45,7 @@ fn one_of_each() -> Vec<DeviceSpec> {
         Family::Homeassistant,
     ]
     .into_iter()
-    .map(|f| {
-        let name = DeviceId::new(format!("{f}1")).unwrap();
-        let address = device_sim::family::address_for(f, &name).unwrap();
-        DeviceSpec {
-            id: address.device_id(),
-            groups: Vec::new(),
-            faults: Faults::default(),
-            family: Some(address),
-        }
-    })
+    .map(|f| family_spec(f, &format!("{f}1")))
     .collect()
 }
 
@@ -154,14 +157,8 @@ async fn every_family_is_discovered_and_confirmed_on_the_embedded_broker() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_family_device_that_is_gone_times_out_offline() {
     let broker = Broker::start(Kind::Mosquitto).await;
-    let name = DeviceId::new("lamp9").unwrap();
-    let address = device_sim::family::address_for(Family::Tasmota, &name).unwrap();
-    let spec = DeviceSpec {
-        id: address.device_id(),
-        groups: Vec::new(),
-        faults: Faults::default(),
-        family: Some(address.clone()),
-    };
+    let spec = family_spec(Family::Tasmota, "lamp9");
+    let address = spec.family.clone().unwrap();
     let fleet = start_fleet(vec![spec], fleet_options(&broker.url, None)).await;
     // The device leaves: its LWT says Offline, retained.
     fleet.stop(T).await;
@@ -200,14 +197,8 @@ fn peer(script: &str, args: &[&str]) -> tokio::process::Child {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn home_assistants_tasmota_library_reads_and_commands_the_simulated_tasmota() {
     let broker = Broker::start(Kind::Mosquitto).await;
-    let name = DeviceId::new("tasmota_49A3BC").unwrap();
-    let address = device_sim::family::address_for(Family::Tasmota, &name).unwrap();
-    let spec = DeviceSpec {
-        id: address.device_id(),
-        groups: Vec::new(),
-        faults: Faults::default(),
-        family: Some(address.clone()),
-    };
+    let spec = family_spec(Family::Tasmota, "tasmota_49A3BC");
+    let address = spec.family.clone().unwrap();
     let fleet = start_fleet(vec![spec], fleet_options(&broker.url, None)).await;
     let port = broker.url.rsplit(':').next().unwrap().to_owned();
     let child = peer("hatasmota_check.py", &["127.0.0.1", &port]);

@@ -146,12 +146,7 @@ pub fn parse_discovery(
     topic: &str,
     payload: &[u8],
 ) -> Result<Announcement, DecodeError> {
-    if payload.len() > super::MAX_FAMILY_PAYLOAD {
-        return Err(DecodeError::TooLarge {
-            len: payload.len(),
-            max: super::MAX_FAMILY_PAYLOAD,
-        });
-    }
+    super::check_size(payload)?;
     let rest = topic
         .strip_prefix(prefix)
         .and_then(|r| r.strip_prefix('/'))

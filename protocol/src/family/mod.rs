@@ -257,12 +257,7 @@ impl Address {
         role: Role,
         payload: &[u8],
     ) -> Result<Observation, DecodeError> {
-        if payload.len() > MAX_FAMILY_PAYLOAD {
-            return Err(DecodeError::TooLarge {
-                len: payload.len(),
-                max: MAX_FAMILY_PAYLOAD,
-            });
-        }
+        check_size(payload)?;
         match self {
             Address::Tasmota(a) => a.decode(topic, role, payload),
             Address::Shelly(a) => a.decode(topic, role, payload),
@@ -365,6 +360,43 @@ pub(crate) fn json(family: &'static str, payload: &[u8]) -> Result<serde_json::V
         family,
         detail: format!("not JSON: {e}"),
     })
+}
+
+/// A payload that is not what its family documents, quoting (the start of) what came.
+pub(crate) fn unexpected(family: &'static str, got: &str, expected: &str) -> DecodeError {
+    let got: String = got.chars().take(64).collect();
+    DecodeError::Foreign {
+        family,
+        detail: format!("{got:?}, expected {expected}"),
+    }
+}
+
+/// Refuses a payload larger than [`MAX_FAMILY_PAYLOAD`] unread.
+pub(crate) fn check_size(payload: &[u8]) -> Result<(), DecodeError> {
+    if payload.len() > MAX_FAMILY_PAYLOAD {
+        return Err(DecodeError::TooLarge {
+            len: payload.len(),
+            max: MAX_FAMILY_PAYLOAD,
+        });
+    }
+    Ok(())
+}
+
+/// The power in a JSON state's field (`"state": "ON"`, `"POWER": "OFF"`), read with `word`;
+/// no field says nothing.
+pub(crate) fn power_field(
+    family: &'static str,
+    field: Option<&serde_json::Value>,
+    word: impl Fn(&str) -> Option<bool>,
+) -> Result<Observation, DecodeError> {
+    match field {
+        None => Ok(Observation::Nothing),
+        Some(p) => p
+            .as_str()
+            .and_then(word)
+            .map(Observation::Power)
+            .ok_or_else(|| unexpected(family, &p.to_string(), "\"ON\" or \"OFF\"")),
+    }
 }
 
 /// `ON` / `OFF` in any case, as most families write power.

@@ -151,12 +151,7 @@ pub enum ReplyOutcome {
 
 /// Decodes an answer that came on `<src>/rpc`.
 pub fn decode_reply(payload: &[u8]) -> Result<Reply, DecodeError> {
-    if payload.len() > super::MAX_FAMILY_PAYLOAD {
-        return Err(DecodeError::TooLarge {
-            len: payload.len(),
-            max: super::MAX_FAMILY_PAYLOAD,
-        });
-    }
+    super::check_size(payload)?;
     let v = json(FAMILY, payload)?;
     let id = v
         .get("id")
@@ -196,11 +191,7 @@ pub fn decode_reply(payload: &[u8]) -> Result<Reply, DecodeError> {
 }
 
 fn unexpected(got: &str, expected: &str) -> DecodeError {
-    let got: String = got.chars().take(64).collect();
-    DecodeError::Foreign {
-        family: FAMILY,
-        detail: format!("{got:?}, expected {expected}"),
-    }
+    super::unexpected(FAMILY, got, expected)
 }
 
 #[cfg(test)]

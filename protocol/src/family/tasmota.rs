@@ -167,14 +167,8 @@ impl Tasmota {
                     1 => vec!["POWER1".to_owned(), "POWER".to_owned()],
                     _ => vec![self.power_key()],
                 };
-                match keys.iter().find_map(|k| obj.get(k)) {
-                    None => Ok(Observation::Nothing),
-                    Some(p) => p
-                        .as_str()
-                        .and_then(|w| self.power_word(w))
-                        .map(Observation::Power)
-                        .ok_or_else(|| unexpected(&p.to_string(), "\"ON\" or \"OFF\"")),
-                }
+                let field = keys.iter().find_map(|k| obj.get(k));
+                super::power_field(FAMILY, field, |w| self.power_word(w))
             }
         }
     }
@@ -192,11 +186,7 @@ pub enum Prefix {
 }
 
 fn unexpected(got: &str, expected: &str) -> DecodeError {
-    let got: String = got.chars().take(64).collect();
-    DecodeError::Foreign {
-        family: FAMILY,
-        detail: format!("{got:?}, expected {expected}"),
-    }
+    super::unexpected(FAMILY, got, expected)
 }
 
 #[cfg(test)]

@@ -92,25 +92,14 @@ impl Zigbee2mqtt {
                 if !v.is_object() {
                     return Err(unexpected(s, "a JSON object"));
                 }
-                match v.get("state") {
-                    None => Ok(Observation::Nothing),
-                    Some(p) => p
-                        .as_str()
-                        .and_then(on_off)
-                        .map(Observation::Power)
-                        .ok_or_else(|| unexpected(&p.to_string(), "\"ON\" or \"OFF\"")),
-                }
+                super::power_field(FAMILY, v.get("state"), on_off)
             }
         }
     }
 }
 
 fn unexpected(got: &str, expected: &str) -> DecodeError {
-    let got: String = got.chars().take(64).collect();
-    DecodeError::Foreign {
-        family: FAMILY,
-        detail: format!("{got:?}, expected {expected}"),
-    }
+    super::unexpected(FAMILY, got, expected)
 }
 
 #[cfg(test)]
