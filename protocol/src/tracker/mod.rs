@@ -455,14 +455,13 @@ impl CommandTracker {
             // Otherwise a duplicate answer (a replay after a retransmission): nothing new.
             return;
         }
-        // Karn's rule: only an answer to a single transmission measures the round trip.
-        if let (1, 0, Some(sent)) = (t.attempts, m.retries, t.first_sent_at) {
-            let rtt = now.saturating_since(sent);
-            self.round_trips
-                .entry(device.clone())
-                .or_default()
-                .sample(rtt);
-            self.fleet_round_trip.sample(rtt);
+        if let Some(rtt) = rtt::karn_sample(t.attempts, m.retries, t.first_sent_at, now) {
+            rtt::record(
+                &mut self.round_trips,
+                &mut self.fleet_round_trip,
+                device,
+                rtt,
+            );
         }
         if std::mem::take(&mut m.retry_in_flight) {
             self.stragglers_in_flight = self.stragglers_in_flight.saturating_sub(1);

@@ -14,6 +14,10 @@
 //! the seeded lossy schedules than it saved copies.
 
 use core::time::Duration;
+use std::collections::HashMap;
+
+use crate::time::Timestamp;
+use crate::topic::DeviceId;
 
 /// The clock granularity `G` of RFC 6298: the timeout's variation term is never smaller.
 const GRANULARITY: Duration = Duration::from_millis(10);
@@ -78,6 +82,31 @@ impl RoundTrip {
     pub fn samples(&self) -> u64 {
         self.samples
     }
+}
+
+/// Karn's rule: only an answer to a single transmission (`attempts` 1, no straggler retry)
+/// measures the round trip, from the first send to `now`.
+pub(super) fn karn_sample(
+    attempts: u32,
+    retries: u32,
+    first_sent_at: Option<Timestamp>,
+    now: Timestamp,
+) -> Option<Duration> {
+    match (attempts, retries, first_sent_at) {
+        (1, 0, Some(sent)) => Some(now.saturating_since(sent)),
+        _ => None,
+    }
+}
+
+/// Takes in one measured round trip, for the device and for the fleet.
+pub(super) fn record(
+    per_device: &mut HashMap<DeviceId, RoundTrip>,
+    fleet: &mut RoundTrip,
+    device: &DeviceId,
+    rtt: Duration,
+) {
+    per_device.entry(device.clone()).or_default().sample(rtt);
+    fleet.sample(rtt);
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use crate::family::confirm::ConfirmedBy;
 use crate::time::Timestamp;
 use crate::topic::DeviceId;
 
-use super::{CommandTracker, Phase, TrackerEvent};
+use super::{rtt, CommandTracker, Phase, TrackerEvent};
 
 /// How the application settled one member; see [`CommandTracker::settle`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,16 +80,14 @@ impl CommandTracker {
             }
             return;
         }
-        if phase == Phase::Succeeded {
-            // Karn's rule, as for answers: only a single transmission measures the round trip.
-            if let (1, 0, Some(sent)) = (t.attempts, m.retries, t.first_sent_at) {
-                let rtt = now.saturating_since(sent);
-                self.round_trips
-                    .entry(device.clone())
-                    .or_default()
-                    .sample(rtt);
-                self.fleet_round_trip.sample(rtt);
-            }
+        let sample = rtt::karn_sample(t.attempts, m.retries, t.first_sent_at, now);
+        if let Some(rtt) = sample.filter(|_| phase == Phase::Succeeded) {
+            rtt::record(
+                &mut self.round_trips,
+                &mut self.fleet_round_trip,
+                device,
+                rtt,
+            );
         }
         if std::mem::take(&mut m.retry_in_flight) {
             self.stragglers_in_flight = self.stragglers_in_flight.saturating_sub(1);
