@@ -64,7 +64,7 @@ pub struct DeviceSpec {
     pub id: DeviceId,
     /// Groups whose fan-out topic it subscribes to.
     pub groups: Vec<GroupId>,
-    /// What goes wrong for it (Switchboard devices only).
+    /// What goes wrong for it.
     pub faults: Faults,
     /// `None`: it speaks Switchboard's envelope (and the pattern document's text); otherwise the
     /// family and address it plays.

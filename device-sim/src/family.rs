@@ -13,11 +13,13 @@ use switchboard_protocol::family::firmware::{zigbee2mqtt_bridge_devices, Firmwar
 use switchboard_protocol::family::homeassistant::Entity;
 use switchboard_protocol::family::zigbee2mqtt::Zigbee2mqtt;
 use switchboard_protocol::family::{Address, Family};
-use switchboard_protocol::session::{Publish, QoS, Session, SessionConfig, SessionEvent};
+use switchboard_protocol::session::{Message, Publish, QoS, Session, SessionConfig, SessionEvent};
 use switchboard_protocol::DeviceId;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::device::{FleetOptions, Stats};
+use crate::faults::Faults;
 use crate::link::{now, Link, Wake};
 
 /// The address a simulated device of `family` named `name` takes: its name is the Tasmota topic,
@@ -33,15 +35,18 @@ pub fn address_for(family: Family, name: &DeviceId) -> Option<Address> {
     }
 }
 
-/// Runs one family device until `shutdown` says so; it leaves with its presence offline.
+/// Runs one family device until `shutdown` says so; it leaves with its presence offline. The
+/// fleet's `--faults` apply as to Switchboard's devices: incoming commands dropped, doubled or
+/// delayed (`slow-ms` delays every one), answers dropped, doubled or delayed.
 pub async fn run(
     address: Address,
+    faults: Faults,
     opts: Arc<FleetOptions>,
     stats: Arc<Stats>,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let id = address.device_id();
-    let mut firmware = Firmware::new(address, false);
+    let firmware = Firmware::new(address, false);
     let mut config = SessionConfig::new(id.as_str());
     config.version = opts.version;
     config.keep_alive = opts.keep_alive;
@@ -54,7 +59,16 @@ pub async fn run(
             .subscribe(&filter, QoS::AtLeastOnce, now())?;
     }
     link.session_mut().connect(now());
-    let mut online = false;
+    let mut device = Played {
+        id,
+        firmware,
+        faults,
+        rng: fastrand::Rng::new(),
+        stats,
+        online: false,
+        inbox: Vec::new(),
+        outbox: Vec::new(),
+    };
     let mut events = Vec::new();
     loop {
         if *shutdown.borrow() {
@@ -63,59 +77,131 @@ pub async fn run(
         let stop = async {
             let _ = shutdown.changed().await;
         };
-        if link.step(None, &mut events, stop).await == Wake::Interrupted {
+        if link.step(device.next_due(), &mut events, stop).await == Wake::Interrupted {
             continue;
         }
         for event in std::mem::take(&mut events) {
-            match event {
-                SessionEvent::Connected { .. } => {
-                    if !online {
-                        online = true;
-                        stats.online.fetch_add(1, Ordering::Relaxed);
-                    }
-                    for p in firmware.on_connect() {
-                        publish(&mut link, &id, p);
-                    }
-                }
-                SessionEvent::Disconnected { .. } | SessionEvent::ConnectionRefused { .. }
-                    if online =>
-                {
-                    online = false;
-                    stats.online.fetch_sub(1, Ordering::Relaxed);
-                }
-                SessionEvent::Message(m) => match firmware.handle(&m.topic, &m.payload) {
-                    Ok(handled) => {
-                        if handled.switched {
-                            stats.executed.fetch_add(1, Ordering::Relaxed);
-                        }
-                        for p in handled.publishes {
-                            stats.answered.fetch_add(1, Ordering::Relaxed);
-                            publish(&mut link, &id, p);
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(device = %id, topic = %m.topic, error = %e, "bad command")
-                    }
-                },
-                SessionEvent::ProtocolError(e) => {
-                    tracing::warn!(device = %id, error = %e, "protocol error");
-                }
-                _ => {}
-            }
+            device.on_event(&mut link, event);
         }
+        device.on_timers(&mut link);
     }
-    if let Some(will) = firmware.will().filter(|_| link.session().is_connected()) {
+    if let Some(will) = device
+        .firmware
+        .will()
+        .filter(|_| link.session().is_connected())
+    {
         let mut p = Publish::new(will.topic, will.payload, will.qos);
         p.retain = will.retain;
-        publish(&mut link, &id, p);
+        publish(&mut link, &device.id, p);
     }
     link.session_mut().disconnect(now());
     let mut events = Vec::new();
     link.flush(&mut events).await;
-    if online {
-        stats.online.fetch_sub(1, Ordering::Relaxed);
-    }
+    device.set_online(false);
     Ok(())
+}
+
+/// One family device as played: its firmware, its faults and what waits out a delay.
+struct Played {
+    id: DeviceId,
+    firmware: Firmware,
+    faults: Faults,
+    rng: fastrand::Rng,
+    stats: Arc<Stats>,
+    online: bool,
+    /// Commands waiting out an injected delay.
+    inbox: Vec<(Instant, Message)>,
+    /// Answers waiting out an injected delay.
+    outbox: Vec<(Instant, Publish)>,
+}
+
+impl Played {
+    fn set_online(&mut self, online: bool) {
+        if online != self.online {
+            self.online = online;
+            if online {
+                self.stats.online.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.stats.online.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn next_due(&self) -> Option<Instant> {
+        let inbox = self.inbox.iter().map(|(at, _)| *at);
+        let outbox = self.outbox.iter().map(|(at, _)| *at);
+        inbox.chain(outbox).min()
+    }
+
+    fn on_event(&mut self, link: &mut Link, event: SessionEvent) {
+        match event {
+            SessionEvent::Connected { .. } => {
+                self.set_online(true);
+                // Announcements are not answers: no faults on them.
+                for p in self.firmware.on_connect() {
+                    publish(link, &self.id, p);
+                }
+            }
+            SessionEvent::Disconnected { .. } | SessionEvent::ConnectionRefused { .. } => {
+                self.set_online(false);
+            }
+            SessionEvent::Message(m) => {
+                for delay in self.faults.incoming(&mut self.rng) {
+                    let delay = delay + self.faults.slow;
+                    if delay.is_zero() {
+                        self.handle(link, &m);
+                    } else {
+                        self.inbox.push((Instant::now() + delay, m.clone()));
+                    }
+                }
+            }
+            SessionEvent::ProtocolError(e) => {
+                tracing::warn!(device = %self.id, error = %e, "protocol error");
+            }
+            _ => {}
+        }
+    }
+
+    fn handle(&mut self, link: &mut Link, m: &Message) {
+        match self.firmware.handle(&m.topic, &m.payload) {
+            Ok(handled) => {
+                if handled.switched {
+                    self.stats.executed.fetch_add(1, Ordering::Relaxed);
+                }
+                for p in handled.publishes {
+                    self.stats.answered.fetch_add(1, Ordering::Relaxed);
+                    for delay in self.faults.outgoing(&mut self.rng) {
+                        if delay.is_zero() {
+                            publish(link, &self.id, p.clone());
+                        } else {
+                            self.outbox.push((Instant::now() + delay, p.clone()));
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(device = %self.id, topic = %m.topic, error = %e, "bad command")
+            }
+        }
+    }
+
+    fn on_timers(&mut self, link: &mut Link) {
+        let now_i = Instant::now();
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.inbox)
+            .into_iter()
+            .partition(|(at, _)| *at <= now_i);
+        self.inbox = later;
+        for (_, m) in due {
+            self.handle(link, &m);
+        }
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.outbox)
+            .into_iter()
+            .partition(|(at, _)| *at <= now_i);
+        self.outbox = later;
+        for (_, p) in due {
+            publish(link, &self.id, p);
+        }
+    }
 }
 
 fn publish(link: &mut Link, id: &DeviceId, p: Publish) {

@@ -43,8 +43,9 @@ impl Fleet {
                 if let Address::Zigbee2mqtt(z) = &address {
                     bulbs.push(z.clone());
                 }
+                let faults = spec.faults;
                 tasks.spawn(async move {
-                    if let Err(e) = family::run(address, opts, stats, stopped).await {
+                    if let Err(e) = family::run(address, faults, opts, stats, stopped).await {
                         tracing::error!(device = %id, error = %e, "device stopped");
                     }
                 });

@@ -375,3 +375,48 @@ async fn the_panel_finds_every_family_and_lights_each_only_when_confirmed() {
     browser.close().await;
     fleet.stop(T).await;
 }
+
+/// Lost, doubled and delayed commands (`--faults`) to devices with no request id: the same
+/// command is retransmitted (it is absolute, so that is safe) until a report confirms it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lossy_family_devices_are_still_confirmed() {
+    let broker = Broker::start(Kind::Mosquitto).await;
+    let faults = Faults::parse("drop-in=0.2,dup-in=0.2,delay-in-ms=50").unwrap();
+    let specs: Vec<DeviceSpec> = [(Family::Tasmota, "lossy1"), (Family::Zigbee2mqtt, "lossy2")]
+        .into_iter()
+        .map(|(f, n)| DeviceSpec {
+            faults: faults.clone(),
+            ..family_spec(f, n)
+        })
+        .collect();
+    let ids: Vec<DeviceId> = specs.iter().map(|s| s.id.clone()).collect();
+    let addresses: Vec<Address> = specs.iter().map(|s| s.family.clone().unwrap()).collect();
+    let fleet = start_fleet(specs, fleet_options(&broker.url, None)).await;
+    let mut op = operator(&broker.url).await;
+    for a in addresses {
+        op.client_mut()
+            .add_device(a, device_sim::link::now())
+            .unwrap();
+    }
+    let mut retransmitted = 0;
+    for round in 0..8 {
+        for id in &ids {
+            let on = round % 2 == 0;
+            let t = command(&mut op, id, Command::Light { on }).await;
+            let m = member(&t);
+            assert_eq!(
+                m.phase,
+                Phase::Succeeded,
+                "{id} light {on}, round {round}: {m:?}"
+            );
+            assert_eq!(op.client().family_power(id), Some(on));
+            retransmitted += t.attempts - 1;
+        }
+    }
+    assert!(
+        retransmitted > 0,
+        "a fifth of the commands were lost: some were sent again"
+    );
+    op.disconnect().await;
+    fleet.stop(T).await;
+}
