@@ -26,7 +26,7 @@ use switchboard_protocol::{command, Command, DeviceId, GroupId};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::faults::Faults;
+use crate::faults::{Delayed, Faults};
 use crate::journal::Journal;
 use crate::link::{now, Link, Wake};
 use crate::store::{DeviceRecord, Persisted, Store};
@@ -151,9 +151,9 @@ struct Device {
     log: VecDeque<String>,
     online: bool,
     /// Incoming messages waiting out an injected delay.
-    inbox: Vec<(Instant, Message)>,
+    inbox: Delayed<Message>,
     /// Outgoing answers waiting out an injected delay.
-    outbox: Vec<(Instant, Publish)>,
+    outbox: Delayed<Publish>,
     next_telemetry: Option<Instant>,
     telemetry_seq: u64,
     /// Set while restarting: when to come back.
@@ -185,8 +185,8 @@ impl Device {
             rng: fastrand::Rng::with_seed(seed),
             log: VecDeque::new(),
             online: false,
-            inbox: Vec::new(),
-            outbox: Vec::new(),
+            inbox: Delayed::default(),
+            outbox: Delayed::default(),
             next_telemetry: None,
             telemetry_seq: 0,
             back_at: None,
@@ -313,10 +313,10 @@ impl Device {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        let queued = self.inbox.iter().map(|(at, _)| *at);
-        let sending = self.outbox.iter().map(|(at, _)| *at);
-        queued
-            .chain(sending)
+        self.inbox
+            .next_due()
+            .into_iter()
+            .chain(self.outbox.next_due())
             .chain(self.next_telemetry)
             .chain(self.back_at)
             .chain(self.leaving.map(|(by, _)| by))
@@ -342,7 +342,7 @@ impl Device {
             if delay.is_zero() {
                 self.publish(link, publish.clone());
             } else {
-                self.outbox.push((Instant::now() + delay, publish.clone()));
+                self.outbox.push(delay, publish.clone());
             }
         }
     }
@@ -371,7 +371,7 @@ impl Device {
                     if delay.is_zero() {
                         self.handle(link, m.clone()).await;
                     } else {
-                        self.inbox.push((Instant::now() + delay, m.clone()));
+                        self.inbox.push(delay, m.clone());
                     }
                 }
             }
@@ -400,18 +400,10 @@ impl Device {
 
     async fn on_timers(&mut self, link: &mut Link) {
         let now_i = Instant::now();
-        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.inbox)
-            .into_iter()
-            .partition(|(at, _)| *at <= now_i);
-        self.inbox = later;
-        for (_, m) in due {
+        for m in self.inbox.take_due(now_i) {
             self.handle(link, m).await;
         }
-        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.outbox)
-            .into_iter()
-            .partition(|(at, _)| *at <= now_i);
-        self.outbox = later;
-        for (_, p) in due {
+        for p in self.outbox.take_due(now_i) {
             self.publish(link, p);
         }
         if self.next_telemetry.is_some_and(|at| at <= now_i) {

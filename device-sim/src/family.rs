@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::device::{FleetOptions, Stats};
-use crate::faults::Faults;
+use crate::faults::{Delayed, Faults};
 use crate::link::{now, Link, Wake};
 
 /// The address a simulated device of `family` named `name` takes: its name is the Tasmota topic,
@@ -66,8 +66,8 @@ pub async fn run(
         rng: fastrand::Rng::new(),
         stats,
         online: false,
-        inbox: Vec::new(),
-        outbox: Vec::new(),
+        inbox: Delayed::default(),
+        outbox: Delayed::default(),
     };
     let mut events = Vec::new();
     loop {
@@ -110,9 +110,9 @@ struct Played {
     stats: Arc<Stats>,
     online: bool,
     /// Commands waiting out an injected delay.
-    inbox: Vec<(Instant, Message)>,
+    inbox: Delayed<Message>,
     /// Answers waiting out an injected delay.
-    outbox: Vec<(Instant, Publish)>,
+    outbox: Delayed<Publish>,
 }
 
 impl Played {
@@ -128,9 +128,11 @@ impl Played {
     }
 
     fn next_due(&self) -> Option<Instant> {
-        let inbox = self.inbox.iter().map(|(at, _)| *at);
-        let outbox = self.outbox.iter().map(|(at, _)| *at);
-        inbox.chain(outbox).min()
+        self.inbox
+            .next_due()
+            .into_iter()
+            .chain(self.outbox.next_due())
+            .min()
     }
 
     fn on_event(&mut self, link: &mut Link, event: SessionEvent) {
@@ -151,7 +153,7 @@ impl Played {
                     if delay.is_zero() {
                         self.handle(link, &m);
                     } else {
-                        self.inbox.push((Instant::now() + delay, m.clone()));
+                        self.inbox.push(delay, m.clone());
                     }
                 }
             }
@@ -174,7 +176,7 @@ impl Played {
                         if delay.is_zero() {
                             publish(link, &self.id, p.clone());
                         } else {
-                            self.outbox.push((Instant::now() + delay, p.clone()));
+                            self.outbox.push(delay, p.clone());
                         }
                     }
                 }
@@ -187,18 +189,10 @@ impl Played {
 
     fn on_timers(&mut self, link: &mut Link) {
         let now_i = Instant::now();
-        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.inbox)
-            .into_iter()
-            .partition(|(at, _)| *at <= now_i);
-        self.inbox = later;
-        for (_, m) in due {
+        for m in self.inbox.take_due(now_i) {
             self.handle(link, &m);
         }
-        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.outbox)
-            .into_iter()
-            .partition(|(at, _)| *at <= now_i);
-        self.outbox = later;
-        for (_, p) in due {
+        for p in self.outbox.take_due(now_i) {
             publish(link, &self.id, p);
         }
     }

@@ -13,6 +13,8 @@
 
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 /// What can go wrong, with what probability.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Faults {
@@ -166,5 +168,55 @@ mod tests {
         let p = dup.outgoing(&mut rng);
         assert_eq!(p.len(), 2);
         assert!(p.iter().all(|d| *d <= Duration::from_millis(10)));
+    }
+}
+
+/// Messages waiting out an injected delay, each until its own instant.
+#[derive(Debug)]
+pub struct Delayed<T> {
+    waiting: Vec<(Instant, T)>,
+}
+
+impl<T> Default for Delayed<T> {
+    fn default() -> Self {
+        Delayed {
+            waiting: Vec::new(),
+        }
+    }
+}
+
+impl<T> Delayed<T> {
+    /// Holds `item` back for `delay` from now.
+    pub fn push(&mut self, delay: Duration, item: T) {
+        self.waiting.push((Instant::now() + delay, item));
+    }
+
+    /// Takes out what is due at `now`, in the order it was held back.
+    pub fn take_due(&mut self, now: Instant) -> Vec<T> {
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiting)
+            .into_iter()
+            .partition(|(at, _)| *at <= now);
+        self.waiting = later;
+        due.into_iter().map(|(_, item)| item).collect()
+    }
+
+    /// When the next one is due.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.waiting.iter().map(|(at, _)| *at).min()
+    }
+
+    /// How many are held back.
+    pub fn len(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// Whether none is held back.
+    pub fn is_empty(&self) -> bool {
+        self.waiting.is_empty()
+    }
+
+    /// Forgets every one held back.
+    pub fn clear(&mut self) {
+        self.waiting.clear();
     }
 }
