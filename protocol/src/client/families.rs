@@ -64,6 +64,10 @@ pub(super) struct Families {
     next_rpc: u64,
     /// The application's name for RPC replies (`<src>/rpc`).
     src: String,
+    /// `<src>/rpc`, where replies come.
+    reply_topic: String,
+    /// How many devices answer RPC replies (Shelly's): `<src>/rpc` is followed while any do.
+    answering: usize,
     windows: BinaryHeap<Reverse<(Timestamp, Tid)>>,
 }
 
@@ -78,14 +82,16 @@ impl Families {
             by_tid: HashMap::new(),
             by_rpc: HashMap::new(),
             next_rpc: 1,
+            reply_topic: format!("{src}/rpc"),
             src,
+            answering: 0,
             windows: BinaryHeap::new(),
         }
     }
 
     /// Where RPC replies come: `<src>/rpc`.
-    pub(super) fn reply_topic(&self) -> String {
-        format!("{}/rpc", self.src)
+    pub(super) fn reply_topic(&self) -> &str {
+        &self.reply_topic
     }
 
     /// Adds (or replaces) a device; returns its id and the topics to subscribe to.
@@ -100,6 +106,9 @@ impl Families {
                 .push((id.clone(), role));
             topics.push(topic);
         }
+        if matches!(address, Address::Shelly(_)) {
+            self.answering += 1;
+        }
         self.devices.insert(id.clone(), address);
         (id, topics)
     }
@@ -109,6 +118,9 @@ impl Families {
         let Some(address) = self.devices.remove(id) else {
             return Vec::new();
         };
+        if matches!(address, Address::Shelly(_)) {
+            self.answering -= 1;
+        }
         let mut gone = Vec::new();
         for (topic, _) in address.topics() {
             if let Some(v) = self.routes.get_mut(&topic) {
@@ -131,9 +143,7 @@ impl Families {
 
     /// Whether any device answers RPC replies (so `<src>/rpc` must be subscribed).
     pub(super) fn wants_replies(&self) -> bool {
-        self.devices
-            .values()
-            .any(|a| matches!(a, Address::Shelly(_)))
+        self.answering > 0
     }
 
     pub(super) fn address(&self, id: &DeviceId) -> Option<&Address> {

@@ -203,7 +203,7 @@ impl<D: Dialect> Client<D> {
                 s.subscribe(t, QoS::AtLeastOnce, now)?;
             }
             if !wanted_replies && self.families.wants_replies() {
-                s.subscribe(&self.families.reply_topic(), QoS::AtLeastOnce, now)?;
+                s.subscribe(self.families.reply_topic(), QoS::AtLeastOnce, now)?;
             }
         }
         self.drive(now);
@@ -255,7 +255,7 @@ impl<D: Dialect> Client<D> {
     fn family_filters(&self) -> Vec<String> {
         let mut v: Vec<String> = self.families.topics().cloned().collect();
         if self.families.wants_replies() {
-            v.push(self.families.reply_topic());
+            v.push(self.families.reply_topic().to_owned());
         }
         if self.discovering {
             v.extend(discovery::filters());
