@@ -399,7 +399,8 @@ async fn lossy_family_devices_are_still_confirmed() {
             .unwrap();
     }
     let mut retransmitted = 0;
-    for round in 0..8 {
+    // 40 commands: the chance that none of them is lost (0.8^40) is below one in 7,000.
+    for round in 0..20 {
         for id in &ids {
             let on = round % 2 == 0;
             let t = command(&mut op, id, Command::Light { on }).await;
