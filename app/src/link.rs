@@ -11,7 +11,7 @@ use leptos::prelude::*;
 use switchboard_protocol::command::Command;
 use switchboard_protocol::family::{Address, Family};
 use switchboard_protocol::tracker::{SendOptions, Target};
-use switchboard_protocol::{DeviceId, Tid};
+use switchboard_protocol::{DeviceId, GroupId, Tid};
 
 use crate::clock::now;
 use crate::export;
@@ -111,6 +111,22 @@ impl Link {
             p.projection.add_family_device(&id, &address);
             Ok(id)
         })
+    }
+
+    /// Puts a device of another family in the groups named in `names` (comma separated; empty:
+    /// none), besides the groups its family keeps. Returns why not, for names that cannot be
+    /// groups.
+    pub fn assign_groups(&self, device: &DeviceId, names: &str) -> Result<(), String> {
+        let groups = names
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(|n| GroupId::new(n).map_err(|e| format!("{n:?}: {e}")))
+            .collect::<Result<std::collections::BTreeSet<_>, _>>()?;
+        self.input(|p, _| {
+            p.client.assign_groups(device, groups);
+        });
+        Ok(())
     }
 
     /// Opens a device's details (or closes them with `None`).

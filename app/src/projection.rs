@@ -87,6 +87,10 @@ impl Projection {
                 observation,
                 retained,
             } => self.on_report(device, observation, retained, now),
+            ClientEvent::Grouped { device, groups } => {
+                view_mut(&mut self.devices, &device, Presence::Unknown).groups = groups;
+                self.dirty_devices.insert(device);
+            }
             ClientEvent::Vanished { family, key } => self.note(
                 "info",
                 now,
@@ -174,7 +178,8 @@ impl Projection {
             }
             Observation::Presence(true) => view.seen(Presence::Online, "announced", now),
             Observation::Presence(false) => view.seen(Presence::Offline, "announced", now),
-            Observation::Nothing => {}
+            // Its groups come as `Grouped`.
+            Observation::GroupTopic(_) | Observation::Nothing => {}
         }
         self.dirty_devices.insert(device);
     }

@@ -1,15 +1,18 @@
 //! Simulated devices of other families (Tasmota, Shelly, Zigbee2MQTT, ESPHome, a Home Assistant
 //! discovery switch): a small task around a session, played by the protocol's
 //! [`Firmware`], so each speaks its family's dialect as its documentation describes: presence,
-//! retained state, discovery configs, and the family's own answers. A Zigbee2MQTT fleet also gets
-//! its bridge's retained device list.
+//! retained state, discovery configs, and the family's own answers. A device's `--groups` are
+//! the groups its family keeps (a Tasmota GroupTopic, Zigbee2MQTT groups). A Zigbee2MQTT fleet
+//! also gets its bridge's retained device and group lists.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use switchboard_protocol::family::firmware::{zigbee2mqtt_bridge_devices, Firmware};
+use switchboard_protocol::family::firmware::{
+    zigbee2mqtt_bridge_devices, zigbee2mqtt_bridge_groups, Firmware,
+};
 use switchboard_protocol::family::homeassistant::Entity;
 use switchboard_protocol::family::zigbee2mqtt::Zigbee2mqtt;
 use switchboard_protocol::family::{Address, Family};
@@ -40,13 +43,14 @@ pub fn address_for(family: Family, name: &DeviceId) -> Option<Address> {
 /// delayed (`slow-ms` delays every one), answers dropped, doubled or delayed.
 pub async fn run(
     address: Address,
+    groups: Vec<String>,
     faults: Faults,
     opts: Arc<FleetOptions>,
     stats: Arc<Stats>,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let id = address.device_id();
-    let firmware = Firmware::new(address, false);
+    let firmware = Firmware::new(address, false).in_groups(groups);
     let mut config = SessionConfig::new(id.as_str());
     config.version = opts.version;
     config.keep_alive = opts.keep_alive;
@@ -204,16 +208,17 @@ fn publish(link: &mut Link, id: &DeviceId, p: Publish) {
     }
 }
 
-/// The Zigbee2MQTT bridge: publishes the retained device list and its own state, then stays
-/// connected (its Last Will marks it offline) until `shutdown`.
+/// The Zigbee2MQTT bridge: publishes the retained device and group lists and its own state, then
+/// stays connected (its Last Will marks it offline) until `shutdown`. Each device comes with its
+/// groups.
 pub async fn run_zigbee2mqtt_bridge(
-    devices: Vec<Zigbee2mqtt>,
+    devices: Vec<(Zigbee2mqtt, Vec<String>)>,
     opts: Arc<FleetOptions>,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let base = devices
         .first()
-        .map_or_else(|| "zigbee2mqtt".to_owned(), |z| z.base.clone());
+        .map_or_else(|| "zigbee2mqtt".to_owned(), |(z, _)| z.base.clone());
     let mut config = SessionConfig::new(format!("{base}-bridge"));
     config.version = opts.version;
     config.keep_alive = opts.keep_alive;
@@ -226,8 +231,19 @@ pub async fn run_zigbee2mqtt_bridge(
     opts.endpoint.apply(&mut config);
     let mut link = Link::new(Session::new(config, fastrand::u64(..))?, &opts.endpoint);
     link.session_mut().connect(now());
-    let refs: Vec<&Zigbee2mqtt> = devices.iter().collect();
+    let refs: Vec<&Zigbee2mqtt> = devices.iter().map(|(z, _)| z).collect();
     let list = zigbee2mqtt_bridge_devices(&refs);
+    let mut by_group: std::collections::BTreeMap<&str, Vec<&Zigbee2mqtt>> = Default::default();
+    for (z, groups) in &devices {
+        for g in groups {
+            by_group.entry(g.as_str()).or_default().push(z);
+        }
+    }
+    let by_group: Vec<(String, Vec<&Zigbee2mqtt>)> = by_group
+        .into_iter()
+        .map(|(g, members)| (g.to_owned(), members))
+        .collect();
+    let group_list = zigbee2mqtt_bridge_groups(&base, &by_group);
     let mut events = Vec::new();
     let id = DeviceId::new(format!("{base}-bridge"))
         .unwrap_or_else(|_| DeviceId::new("bridge").expect("valid"));
@@ -259,6 +275,7 @@ pub async fn run_zigbee2mqtt_bridge(
                 state.retain = true;
                 publish(&mut link, &id, state);
                 publish(&mut link, &id, list.clone());
+                publish(&mut link, &id, group_list.clone());
             }
         }
     }

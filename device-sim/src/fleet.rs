@@ -40,12 +40,14 @@ impl Fleet {
             let id = spec.id.clone();
             let (opts, stats, stopped) = (opts.clone(), stats.clone(), stopped.clone());
             if let Some(address) = spec.family {
+                let groups: Vec<String> = spec.groups.iter().map(ToString::to_string).collect();
                 if let Address::Zigbee2mqtt(z) = &address {
-                    bulbs.push(z.clone());
+                    bulbs.push((z.clone(), groups.clone()));
                 }
                 let faults = spec.faults;
                 tasks.spawn(async move {
-                    if let Err(e) = family::run(address, faults, opts, stats, stopped).await {
+                    if let Err(e) = family::run(address, groups, faults, opts, stats, stopped).await
+                    {
                         tracing::error!(device = %id, error = %e, "device stopped");
                     }
                 });

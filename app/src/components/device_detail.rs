@@ -6,6 +6,7 @@ use switchboard_protocol::family::Family;
 use switchboard_protocol::tracker::Target;
 use switchboard_protocol::{Command, DeviceId};
 
+use super::family_groups::FamilyGroups;
 use super::light::Light;
 use super::log_viewer::LogViewer;
 use super::sequence_stepper::SequenceStepper;
@@ -124,6 +125,7 @@ fn detail(id: DeviceId) -> AnyView {
         })
     };
     let name = id.to_string();
+    let grouped = id.clone();
     view! {
         <section class="detail" aria-label=format!("device {name}") data-detail=name.clone()>
             <header>
@@ -141,6 +143,9 @@ fn detail(id: DeviceId) -> AnyView {
                 </p>
             </Show>
             <div class="actions">{quick}</div>
+            <Show when=move || !own()>
+                {let id = grouped.clone(); view! { <FamilyGroups id=id dev=dev /> }}
+            </Show>
             <div class="own-commands" hidden=move || !own()>
             <form class="row" on:submit=set_interval>
                 <label>"Telemetry every (ms)"

@@ -6,6 +6,7 @@ pub mod connect_form;
 pub mod connection_badge;
 pub mod device_card;
 pub mod device_detail;
+pub mod family_groups;
 pub mod fanout_matrix;
 pub mod fleet_grid;
 pub mod group_command;

@@ -3,7 +3,7 @@
 use crate::envelope::Status;
 use crate::family::{Address, Family, Observation};
 use crate::session::{Message, SessionEvent};
-use crate::topic::DeviceId;
+use crate::topic::{DeviceId, GroupId};
 use crate::tracker::TrackerEvent;
 
 /// Something the caller must do or may want to show.
@@ -42,6 +42,14 @@ pub enum ClientEvent {
         address: Address,
         /// Its name for a person, if the announcement gives one.
         name: Option<String>,
+    },
+    /// The groups a device of another family is in changed (the operator's, or its family's
+    /// own: a Tasmota GroupTopic, a Zigbee2MQTT group).
+    Grouped {
+        /// The device.
+        device: DeviceId,
+        /// Every group it is in now.
+        groups: Vec<GroupId>,
     },
     /// A discovery announcement was cleared (the device was removed from its family's list).
     Vanished {

@@ -5,19 +5,27 @@
 //! One outstanding command per device (a device of a family here is one relay, switch or entity,
 //! so one channel): a newer one supersedes the older. Only absolute commands are carried (light
 //! on or off, and reading the state), so retransmitting one is always safe.
+//!
+//! A command to a group has one [`Confirmation`] per family member. Its first transmission goes
+//! out once per family group that carries members at once (see [`super::groups`]) and once per
+//! other member; a straggler's retransmission goes to that member alone.
 
 use core::time::Duration;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
 
 use crate::command::Command;
 use crate::envelope::Tid;
 use crate::family::confirm::{Confirmation, ConfirmedBy, Verdict, WindowClosed};
 use crate::family::shelly::{Reply, ReplyOutcome};
+use crate::family::discovery::NativeGroup;
 use crate::family::{Address, Observation, ReadBack, Role, RpcCall};
+use crate::session::Publish;
 use crate::time::Timestamp;
-use crate::topic::DeviceId;
+use crate::topic::{DeviceId, GroupId};
 use crate::tracker::Settlement;
+
+use super::groups::Memberships;
 
 /// The longest a command waits for a report before its state is read back.
 pub const MAX_CONFIRM_WINDOW: Duration = Duration::from_secs(5);
@@ -40,6 +48,8 @@ struct Pending {
     window_closes: Timestamp,
     deadline: Timestamp,
     sent: bool,
+    /// The group the command went to, when it did.
+    group: Option<GroupId>,
 }
 
 /// What [`Families::begin`] decided.
@@ -59,8 +69,14 @@ pub(super) struct Families {
     power: HashMap<DeviceId, bool>,
     online: HashMap<DeviceId, bool>,
     pending: HashMap<DeviceId, Pending>,
-    by_tid: HashMap<Tid, DeviceId>,
+    /// The members of each outstanding command (one device, or a group's family members).
+    by_tid: HashMap<Tid, Vec<DeviceId>>,
     by_rpc: HashMap<u64, DeviceId>,
+    groups: Memberships,
+    /// Devices that have not yet answered [`Address::probe`].
+    unprobed: HashSet<DeviceId>,
+    /// Read-backs due now (a group coordinator's echo came), for the client to publish.
+    outbox: Vec<ReadBack>,
     next_rpc: u64,
     /// The application's name for RPC replies (`<src>/rpc`).
     src: String,
@@ -81,6 +97,9 @@ impl Families {
             pending: HashMap::new(),
             by_tid: HashMap::new(),
             by_rpc: HashMap::new(),
+            groups: Memberships::default(),
+            unprobed: HashSet::new(),
+            outbox: Vec::new(),
             next_rpc: 1,
             reply_topic: format!("{src}/rpc"),
             src,
@@ -109,8 +128,59 @@ impl Families {
         if matches!(address, Address::Shelly(_)) {
             self.answering += 1;
         }
+        if address.probe().is_some() {
+            self.unprobed.insert(id.clone());
+        }
         self.devices.insert(id.clone(), address);
         (id, topics)
+    }
+
+    /// What to ask the devices that have not told what their announcement leaves out.
+    pub(super) fn probes(&self) -> Vec<Publish> {
+        self.unprobed
+            .iter()
+            .filter_map(|d| self.devices.get(d)?.probe())
+            .collect()
+    }
+
+    /// What to ask `device` now that it is followed.
+    pub(super) fn probe(&self, device: &DeviceId) -> Option<Publish> {
+        self.devices.get(device)?.probe()
+    }
+
+    /// Every group a device is in (the operator's and its family's).
+    pub(super) fn groups_of(&self, device: &DeviceId) -> Vec<GroupId> {
+        self.groups.of(device)
+    }
+
+    /// The family devices in `group`.
+    pub(super) fn members(&self, group: &GroupId) -> Vec<DeviceId> {
+        self.groups
+            .members(group)
+            .into_iter()
+            .filter(|d| self.devices.contains_key(d))
+            .collect()
+    }
+
+    /// The operator's groups for `device`; returns whether its groups changed.
+    pub(super) fn assign(&mut self, device: &DeviceId, groups: BTreeSet<GroupId>) -> bool {
+        self.devices.contains_key(device) && self.groups.assign(device, groups)
+    }
+
+    /// A device found with the key its family's group lists use; returns the devices whose
+    /// groups changed.
+    pub(super) fn keyed(&mut self, device: &DeviceId, key: String) -> Vec<DeviceId> {
+        self.groups.keyed(device, key)
+    }
+
+    /// A family's whole group list; returns the devices whose groups changed.
+    pub(super) fn native_groups(&mut self, groups: Vec<NativeGroup>) -> Vec<DeviceId> {
+        self.groups.zigbee_groups(groups)
+    }
+
+    /// Read-backs due now, to publish.
+    pub(super) fn take_outbox(&mut self) -> Vec<ReadBack> {
+        std::mem::take(&mut self.outbox)
     }
 
     /// Removes a device; returns the topics nobody else listens on any more.
@@ -133,6 +203,8 @@ impl Families {
         }
         self.power.remove(id);
         self.online.remove(id);
+        self.groups.remove(id);
+        self.unprobed.remove(id);
         gone
     }
 
@@ -159,10 +231,12 @@ impl Families {
         self.power.get(id).copied()
     }
 
-    /// A command `tid` to family device `device` was submitted with `timeout`.
+    /// A command `tid` to family device `device` (alone, or as a member of `group`) was
+    /// submitted with `timeout`.
     pub(super) fn begin(
         &mut self,
         device: &DeviceId,
+        group: Option<&GroupId>,
         tid: Tid,
         command: &Command,
         timeout: Duration,
@@ -171,10 +245,14 @@ impl Families {
         let Some(address) = self.devices.get(device) else {
             return Begun::default();
         };
+        let echoed = group
+            .and_then(|g| self.groups.carrier(device, g))
+            .is_some_and(Address::group_echoes);
         let waiting = match command {
             // Sent even when unconfirmable: nothing will confirm it, and the deadline tells.
             Command::Light { on } => {
-                Waiting::Power(Confirmation::new(*on, address.quiet_when_unchanged()))
+                let c = Confirmation::new(*on, address.quiet_when_unchanged());
+                Waiting::Power(if echoed { c.through_echoing_group() } else { c })
             }
             Command::GetState if address.read_back(&RpcCall { id: 0, src: "" }).is_none() => {
                 let settled = match self.power.get(device) {
@@ -218,9 +296,13 @@ impl Families {
             window_closes: now + window,
             deadline: now + timeout,
             sent: false,
+            group: group.cloned(),
         };
-        self.windows.push(Reverse((pending.window_closes, tid)));
-        self.by_tid.insert(tid, device.clone());
+        let fresh = !self.by_tid.contains_key(&tid);
+        if fresh {
+            self.windows.push(Reverse((pending.window_closes, tid)));
+        }
+        self.by_tid.entry(tid).or_default().push(device.clone());
         self.by_rpc.insert(rpc, device.clone());
         self.pending.insert(device.clone(), pending);
         Begun {
@@ -230,62 +312,123 @@ impl Families {
     }
 
     fn supersede(&mut self, device: &DeviceId) -> Option<Tid> {
-        let old = self.pending.remove(device)?;
-        self.by_tid.remove(&old.tid);
-        self.by_rpc.remove(&old.rpc);
+        let old = self.forget(device)?;
         Some(old.tid)
     }
 
-    /// Whether `tid` is a command to a family device.
-    pub(super) fn owns(&self, tid: &Tid) -> bool {
-        self.by_tid.contains_key(tid)
+    /// Drops `device`'s outstanding command.
+    fn forget(&mut self, device: &DeviceId) -> Option<Pending> {
+        let old = self.pending.remove(device)?;
+        if let Some(v) = self.by_tid.get_mut(&old.tid) {
+            v.retain(|d| d != device);
+            if v.is_empty() {
+                self.by_tid.remove(&old.tid);
+            }
+        }
+        self.by_rpc.remove(&old.rpc);
+        Some(old)
     }
 
-    /// What carries command `tid` (its first transmission or a retransmission).
-    pub(super) fn encode(&self, tid: &Tid) -> Option<ReadBack> {
-        let device = self.by_tid.get(tid)?;
-        let p = self.pending.get(device)?;
-        let address = self.devices.get(device)?;
-        let call = RpcCall {
-            id: p.rpc,
-            src: &self.src,
-        };
-        match &p.waiting {
-            Waiting::Power(c) => address
-                .set_power(c.target(), &call)
-                .ok()
-                .map(ReadBack::Publish),
-            Waiting::State { .. } => address.read_back(&call),
+    /// `device`'s outstanding command, if it is `tid`.
+    fn pending_for(&self, device: &DeviceId, tid: &Tid) -> Option<&Pending> {
+        self.pending.get(device).filter(|p| &p.tid == tid)
+    }
+
+    /// The family members command `tid` goes to: `only` (a straggler), or all of them.
+    fn addressed(&self, tid: &Tid, only: Option<&DeviceId>) -> Vec<DeviceId> {
+        match only {
+            Some(d) => self
+                .pending_for(d, tid)
+                .map(|_| vec![d.clone()])
+                .unwrap_or_default(),
+            None => self.by_tid.get(tid).cloned().unwrap_or_default(),
         }
     }
 
-    /// The session accepted command `tid`'s transmission. Returns the state topic to subscribe
-    /// to again when the family is quiet (its retained state, read now, may confirm at once).
-    pub(super) fn sent(&mut self, tid: &Tid) -> Option<String> {
-        let device = self.by_tid.get(tid)?;
-        let p = self.pending.get_mut(device)?;
-        let first = !p.sent;
-        p.sent = true;
-        let Waiting::Power(c) = &mut p.waiting else {
-            return None;
-        };
-        c.sent();
-        let address = self.devices.get(device)?;
-        if !(first && address.quiet_when_unchanged()) {
-            return None;
+    /// What carries command `tid` to its family members (`only` one of them, for a straggler's
+    /// retransmission): one publish per family group that carries members at once, one per
+    /// other member. Empty once every member has settled.
+    pub(super) fn encode(&self, tid: &Tid, only: Option<&DeviceId>) -> Vec<ReadBack> {
+        let mut out = Vec::new();
+        let mut carried: HashSet<(String, Vec<u8>)> = HashSet::new();
+        for device in self.addressed(tid, only) {
+            let (Some(p), Some(address)) = (self.pending.get(&device), self.devices.get(&device))
+            else {
+                continue;
+            };
+            let call = RpcCall {
+                id: p.rpc,
+                src: &self.src,
+            };
+            let carrier = match (only, &p.group) {
+                (None, Some(g)) => self.groups.carrier(&device, g),
+                _ => None,
+            };
+            let publish = match (&p.waiting, carrier) {
+                (Waiting::Power(c), Some(carrier)) => {
+                    match carrier.set_power(c.target(), &call) {
+                        Ok(publish) if carried.insert((publish.topic.clone(), publish.payload.clone())) => {
+                            Some(ReadBack::Publish(publish))
+                        }
+                        // Another member's publish carries it already.
+                        Ok(_) => None,
+                        Err(_) => address
+                            .set_power(c.target(), &call)
+                            .ok()
+                            .map(ReadBack::Publish),
+                    }
+                }
+                (Waiting::Power(c), None) => address
+                    .set_power(c.target(), &call)
+                    .ok()
+                    .map(ReadBack::Publish),
+                (Waiting::State { .. }, _) => address.read_back(&call),
+            };
+            out.extend(publish);
         }
-        match address.read_back(&RpcCall { id: 0, src: "" })? {
-            ReadBack::Resubscribe(topic) => Some(topic),
-            ReadBack::Publish(_) => None,
+        out
+    }
+
+    /// The session accepted command `tid`'s transmission (to `only`, or to every family
+    /// member). Returns the state topics to subscribe to again for quiet families (a retained
+    /// state, read now, may confirm at once).
+    pub(super) fn sent(&mut self, tid: &Tid, only: Option<&DeviceId>) -> Vec<String> {
+        let mut again = Vec::new();
+        for device in self.addressed(tid, only) {
+            let Some(p) = self.pending.get_mut(&device) else {
+                continue;
+            };
+            let first = !p.sent;
+            p.sent = true;
+            let Waiting::Power(c) = &mut p.waiting else {
+                continue;
+            };
+            c.sent();
+            let Some(address) = self.devices.get(&device) else {
+                continue;
+            };
+            if first && address.quiet_when_unchanged() {
+                if let Some(ReadBack::Resubscribe(topic)) =
+                    address.read_back(&RpcCall { id: 0, src: "" })
+                {
+                    again.push(topic);
+                }
+            }
         }
+        again
     }
 
     /// Command `tid` ended in the tracker: forget it.
     pub(super) fn finished(&mut self, tid: &Tid) {
-        if let Some(device) = self.by_tid.remove(tid) {
-            if let Some(p) = self.pending.remove(&device) {
-                self.by_rpc.remove(&p.rpc);
-            }
+        for device in self.by_tid.get(tid).cloned().unwrap_or_default() {
+            self.forget(&device);
+        }
+    }
+
+    /// `device`'s part of command `tid` ended in the tracker: forget it.
+    pub(super) fn member_finished(&mut self, tid: &Tid, device: &DeviceId) {
+        if self.pending_for(device, tid).is_some() {
+            self.forget(device);
         }
     }
 
@@ -307,12 +450,30 @@ impl Families {
                 None
             }
             Observation::Nothing => None,
+            Observation::GroupTopic(ref group_topic) => {
+                self.unprobed.remove(device);
+                let address = self.devices.get(device)?;
+                self.groups.listens_on(device, address, group_topic);
+                None
+            }
             Observation::Power(on) => {
                 self.power.insert(device.clone(), on);
                 let p = self.pending.get_mut(device)?;
                 let verdict = match &mut p.waiting {
                     Waiting::Power(c) if retained => c.observe_retained(on),
-                    Waiting::Power(c) => c.observe(on),
+                    Waiting::Power(c) => {
+                        let verdict = c.observe(on);
+                        if c.take_read_back_due() {
+                            let call = RpcCall {
+                                id: p.rpc,
+                                src: &self.src,
+                            };
+                            if let Some(r) = self.devices.get(device).and_then(|a| a.read_back(&call)) {
+                                self.outbox.push(r);
+                            }
+                        }
+                        verdict
+                    }
                     Waiting::State { reading_back } => {
                         // Any report after asking answers `get_state`; a retained one answers
                         // it too when the family has no query.
@@ -331,8 +492,8 @@ impl Families {
         }
     }
 
-    /// An RPC reply; returns the command it settles, if any.
-    pub(super) fn reply(&mut self, reply: &Reply) -> Option<(Tid, Settlement)> {
+    /// An RPC reply; returns the command and member it settles, if any.
+    pub(super) fn reply(&mut self, reply: &Reply) -> Option<(Tid, DeviceId, Settlement)> {
         let device = self.by_rpc.get(&reply.id)?.clone();
         let p = self.pending.get_mut(&device)?;
         let verdict = match (&mut p.waiting, &reply.outcome) {
@@ -354,17 +515,16 @@ impl Families {
             }
             (Waiting::State { .. }, ReplyOutcome::Set { .. }) => return None,
         };
-        Some((p.tid, settlement(verdict)))
+        Some((p.tid, device, settlement(verdict)))
     }
 
     /// The earliest confirmation window to close.
     pub(super) fn poll_timeout(&mut self) -> Option<Timestamp> {
         while let Some(Reverse((at, tid))) = self.windows.peek().copied() {
-            let live = self
-                .by_tid
-                .get(&tid)
-                .and_then(|d| self.pending.get(d))
-                .is_some_and(|p| p.window_closes == at);
+            let live = self.by_tid.get(&tid).is_some_and(|ds| {
+                ds.iter()
+                    .any(|d| self.pending.get(d).is_some_and(|p| p.window_closes == at))
+            });
             if live {
                 return Some(at);
             }
@@ -385,27 +545,49 @@ impl Families {
                 break;
             }
             self.windows.pop();
-            let Some(device) = self.by_tid.get(&tid).cloned() else {
-                continue;
-            };
-            let online = self.online.get(&device).copied();
-            let Some(address) = self.devices.get(&device) else {
-                continue;
-            };
-            let Some(p) = self.pending.get_mut(&device) else {
-                continue;
-            };
+            let mut again = None;
+            for device in self.by_tid.get(&tid).cloned().unwrap_or_default() {
+                let (step, read_back) = match self.close_window(&device, at, now, &mut again) {
+                    Some(x) => x,
+                    None => continue,
+                };
+                match step {
+                    WindowClosed::End(v) => settled.push((tid, device, settlement(v))),
+                    WindowClosed::Offline => settled.push((tid, device, Settlement::Offline)),
+                    WindowClosed::ReadBack => publishes.extend(read_back),
+                    WindowClosed::Wait => {}
+                }
+            }
+            if let Some(again) = again {
+                self.windows.push(Reverse((again, tid)));
+            }
+        }
+        (settled, publishes)
+    }
+
+    /// Closes `device`'s confirmation window due `at`: what to do, with its read-back. A command
+    /// not even sent yet (no connection) looks again later, up to its deadline (`again`).
+    fn close_window(
+        &mut self,
+        device: &DeviceId,
+        at: Timestamp,
+        now: Timestamp,
+        again: &mut Option<Timestamp>,
+    ) -> Option<(WindowClosed, Option<ReadBack>)> {
+        {
+            let online = self.online.get(device).copied();
+            let address = self.devices.get(device)?;
+            let p = self.pending.get_mut(device)?;
             if p.window_closes != at {
-                continue;
+                return None;
             }
             if !p.sent {
-                // Not even sent yet (no connection): look again later, up to the deadline.
-                let again = (now + MAX_CONFIRM_WINDOW).min(p.deadline);
-                if again > now {
-                    p.window_closes = again;
-                    self.windows.push(Reverse((again, tid)));
+                let later = (now + MAX_CONFIRM_WINDOW).min(p.deadline);
+                if later > now {
+                    p.window_closes = later;
+                    *again = Some(later);
                 }
-                continue;
+                return None;
             }
             let call = RpcCall {
                 id: p.rpc,
@@ -428,14 +610,8 @@ impl Families {
                     }
                 }
             };
-            match step {
-                WindowClosed::End(v) => settled.push((tid, device, settlement(v))),
-                WindowClosed::Offline => settled.push((tid, device, Settlement::Offline)),
-                WindowClosed::ReadBack => publishes.extend(read_back),
-                WindowClosed::Wait => {}
-            }
+            Some((step, read_back))
         }
-        (settled, publishes)
     }
 }
 
@@ -448,97 +624,5 @@ fn settlement(v: Verdict) -> Settlement {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::family::tasmota::Tasmota;
-
-    fn tid(n: u64) -> Tid {
-        Tid::random(&mut fastrand::Rng::with_seed(n))
-    }
-
-    fn at(ms: u64) -> Timestamp {
-        Timestamp::from_millis(ms)
-    }
-
-    /// A Tasmota plug with a command to `on` sent at 0 ms and a 10 s deadline.
-    fn plug(on: bool) -> (Families, DeviceId, Tid) {
-        let mut f = Families::new("switchboard-test".into());
-        let (id, topics) = f.add(Address::Tasmota(Tasmota::new("plug")));
-        assert!(topics.contains(&"stat/plug/RESULT".to_owned()));
-        let t = tid(1);
-        let begun = f.begin(
-            &id,
-            t,
-            &Command::Light { on },
-            Duration::from_secs(10),
-            at(0),
-        );
-        assert!(begun.superseded.is_none() && begun.settled.is_none());
-        assert_eq!(
-            f.sent(&t),
-            None,
-            "Tasmota is not quiet: nothing to read again"
-        );
-        (f, id, t)
-    }
-
-    #[test]
-    fn silence_is_read_back_and_the_answer_decides() {
-        let (mut f, id, t) = plug(true);
-        assert_eq!(
-            f.poll_timeout(),
-            Some(at(5_000)),
-            "half the deadline, at most 5 s"
-        );
-        let (settled, read_backs) = f.handle_timeout(at(5_000));
-        assert!(settled.is_empty());
-        let [ReadBack::Publish(p)] = read_backs.as_slice() else {
-            panic!("one read-back publish, got {read_backs:?}");
-        };
-        assert_eq!(
-            (p.topic.as_str(), p.payload.as_slice()),
-            ("cmnd/plug/POWER", &b""[..])
-        );
-        let got = f.observe(&id, &Observation::Power(true), false);
-        assert_eq!(got, Some((t, Settlement::Confirmed(ConfirmedBy::ReadBack))));
-    }
-
-    #[test]
-    fn another_value_ends_contradicted_when_the_window_closes() {
-        let (mut f, id, t) = plug(true);
-        assert_eq!(
-            f.observe(&id, &Observation::Power(false), false),
-            None,
-            "noted"
-        );
-        let (settled, read_backs) = f.handle_timeout(at(5_000));
-        assert!(read_backs.is_empty());
-        assert_eq!(
-            settled,
-            vec![(t, id, Settlement::Contradicted { actual_on: false })]
-        );
-    }
-
-    #[test]
-    fn a_device_presence_says_is_gone_ends_offline_and_a_newer_command_supersedes() {
-        let (mut f, id, t) = plug(true);
-        f.observe(&id, &Observation::Presence(false), true);
-        let (settled, _) = f.handle_timeout(at(5_000));
-        assert_eq!(settled, vec![(t, id.clone(), Settlement::Offline)]);
-        let (mut f, id, t) = plug(true);
-        let newer = tid(2);
-        let begun = f.begin(
-            &id,
-            newer,
-            &Command::Light { on: false },
-            Duration::from_secs(10),
-            at(100),
-        );
-        assert_eq!(begun.superseded, Some(t));
-        assert!(!f.owns(&t) && f.owns(&newer));
-        assert!(
-            f.encode(&t).is_none(),
-            "the superseded command is not sent again"
-        );
-    }
-}
+#[path = "families_tests.rs"]
+mod tests;

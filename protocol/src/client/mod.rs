@@ -22,6 +22,8 @@
 mod dialect;
 mod event;
 mod families;
+mod family_devices;
+mod groups;
 
 use core::time::Duration;
 use std::collections::{HashMap, VecDeque};
@@ -29,14 +31,12 @@ use std::collections::{HashMap, VecDeque};
 use crate::command::Command;
 use crate::engine::{Engine, TransportRequest};
 use crate::envelope::Tid;
-use crate::family::discovery::{self, Discovered};
-use crate::family::{shelly, Address, Observation, ReadBack};
+use crate::family::{Address, ReadBack};
 use crate::session::{Message, QoS, Session, SessionConfig, SessionError, SessionEvent};
 use crate::time::Timestamp;
 use crate::topic::DeviceId;
 use crate::tracker::{
-    CommandTracker, Presence, SendOptions, Settlement, Target, TrackerConfig, TrackerEvent,
-    TrackerSnapshot,
+    CommandTracker, SendOptions, Settlement, Target, TrackerConfig, TrackerEvent, TrackerSnapshot,
 };
 
 pub use dialect::{Dialect, Route, Switchboard};
@@ -158,7 +158,9 @@ impl<D: Dialect> Client<D> {
 
     /// Submits a command; see [`CommandTracker::submit`]. To a device of another family, only
     /// what the family can carry is sent (light on/off, `get_state`); anything else ends
-    /// `unsupported` at once.
+    /// `unsupported` at once. A group's members are the devices presence puts in it and the
+    /// devices of other families in it (see [`Client::assign_groups`]); each is confirmed on
+    /// its own.
     pub fn submit(
         &mut self,
         target: Target,
@@ -166,101 +168,37 @@ impl<D: Dialect> Client<D> {
         opts: SendOptions,
         now: Timestamp,
     ) -> Tid {
-        let tid = self.tracker.submit(target.clone(), command, opts, now);
-        if let Target::Device(d) = &target {
-            if self.families.address(d).is_some() {
-                let timeout = self
-                    .tracker
-                    .get(&tid)
-                    .map(|t| t.deadline.saturating_since(t.created_at))
-                    .unwrap_or_default();
-                let begun = self.families.begin(d, tid, command, timeout, now);
-                if let Some(old) = begun.superseded {
-                    self.tracker
-                        .settle(old, d, Settlement::Superseded { by: tid }, now);
-                }
-                if let Some(s) = begun.settled {
-                    self.tracker.settle(tid, d, s, now);
-                }
+        let (family_members, group) = match &target {
+            Target::Device(d) if self.families.address(d).is_some() => (vec![d.clone()], None),
+            Target::Device(_) => (Vec::new(), None),
+            Target::Group(g) => (self.families.members(g), Some(g.clone())),
+        };
+        let tid = self.tracker.submit_including(
+            target,
+            command,
+            opts,
+            if group.is_some() { family_members.clone() } else { Vec::new() },
+            now,
+        );
+        let timeout = self
+            .tracker
+            .get(&tid)
+            .map(|t| t.deadline.saturating_since(t.created_at))
+            .unwrap_or_default();
+        for d in &family_members {
+            let begun = self
+                .families
+                .begin(d, group.as_ref(), tid, command, timeout, now);
+            if let Some(old) = begun.superseded {
+                self.tracker
+                    .settle(old, d, Settlement::Superseded { by: tid }, now);
+            }
+            if let Some(s) = begun.settled {
+                self.tracker.settle(tid, d, s, now);
             }
         }
         self.drive(now);
         tid
-    }
-
-    /// Commands a device of another family from now on: its topics are subscribed (before
-    /// anything is published to it) and its reports followed. Returns the id it goes by. An
-    /// address already known is replaced.
-    pub fn add_device(
-        &mut self,
-        address: Address,
-        now: Timestamp,
-    ) -> Result<DeviceId, SessionError> {
-        let wanted_replies = self.families.wants_replies();
-        let (id, topics) = self.families.add(address);
-        if let Some(s) = self.session.as_mut() {
-            for t in &topics {
-                s.subscribe(t, QoS::AtLeastOnce, now)?;
-            }
-            if !wanted_replies && self.families.wants_replies() {
-                s.subscribe(self.families.reply_topic(), QoS::AtLeastOnce, now)?;
-            }
-        }
-        self.drive(now);
-        Ok(id)
-    }
-
-    /// Stops commanding a device of another family.
-    pub fn remove_device(&mut self, id: &DeviceId, now: Timestamp) -> Result<(), SessionError> {
-        let gone = self.families.remove(id);
-        if let Some(s) = self.session.as_mut() {
-            for t in &gone {
-                s.unsubscribe(t, now)?;
-            }
-        }
-        self.drive(now);
-        Ok(())
-    }
-
-    /// The address of a device of another family, if it is one.
-    pub fn family_device(&self, id: &DeviceId) -> Option<&Address> {
-        self.families.address(id)
-    }
-
-    /// Every device of another family, with its address.
-    pub fn family_devices(&self) -> impl Iterator<Item = (&DeviceId, &Address)> {
-        self.families.devices()
-    }
-
-    /// The power state a device of another family last reported.
-    pub fn family_power(&self, id: &DeviceId) -> Option<bool> {
-        self.families.power(id)
-    }
-
-    /// Follows every family's discovery announcements (see [`crate::family::discovery`]) from
-    /// now on: each device found is added and reported as [`ClientEvent::Discovered`].
-    pub fn discover(&mut self, now: Timestamp) -> Result<(), SessionError> {
-        if !self.discovering {
-            self.discovering = true;
-            if let Some(s) = self.session.as_mut() {
-                for f in discovery::filters() {
-                    s.subscribe(&f, QoS::AtLeastOnce, now)?;
-                }
-            }
-        }
-        self.drive(now);
-        Ok(())
-    }
-
-    fn family_filters(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.families.topics().cloned().collect();
-        if self.families.wants_replies() {
-            v.push(self.families.reply_topic().to_owned());
-        }
-        if self.discovering {
-            v.extend(discovery::filters());
-        }
-        v
     }
 
     /// Submits a plain-text command to one device; see [`CommandTracker::submit_text`].
@@ -316,44 +254,69 @@ impl<D: Dialect> Client<D> {
             if let Some(session) = self.session.as_mut() {
                 while let Some(out) = self.tracker.poll_transmit() {
                     progressed = true;
-                    let family = self.families.owns(&out.tid);
-                    let publish = if family {
-                        match self.families.encode(&out.tid) {
-                            Some(ReadBack::Publish(p)) => p,
-                            Some(ReadBack::Resubscribe(topic)) => {
-                                // `get_state` of a family with a retained state and no query:
-                                // the broker answers the subscription with it.
-                                match session.subscribe(&topic, QoS::AtLeastOnce, now) {
-                                    Ok(()) => {
-                                        self.families.sent(&out.tid);
-                                        self.tracker.handle_sent(out.tid, now);
-                                        self.tracker.handle_delivered(out.tid);
-                                    }
-                                    Err(e) => {
-                                        self.tracker.handle_send_failed(out.tid, e.to_string(), now)
-                                    }
-                                }
-                                continue;
-                            }
-                            // Settled meanwhile (superseded): nothing to send.
-                            None => continue,
-                        }
-                    } else {
-                        out.to_publish()
+                    let carried = self.families.encode(&out.tid, out.member.as_ref());
+                    // Switchboard's own devices among the members take the envelope.
+                    let own = match &out.member {
+                        Some(d) => self.families.address(d).is_none(),
+                        None => self.tracker.get(&out.tid).is_some_and(|t| {
+                            t.members
+                                .keys()
+                                .any(|d| self.families.address(d).is_none())
+                        }),
                     };
-                    match session.publish(publish, now) {
-                        Ok(id) => {
-                            self.publishes.insert(id.as_u64(), out.tid);
-                            if family {
-                                if let Some(topic) = self.families.sent(&out.tid) {
-                                    // Right after the command: the retained state as it stands.
-                                    let _ = session.subscribe(&topic, QoS::AtLeastOnce, now);
+                    let mut outcome: Result<bool, String> = Ok(false);
+                    let mut publishes = Vec::new();
+                    if own {
+                        publishes.push(out.to_publish());
+                    }
+                    for r in carried {
+                        match r {
+                            ReadBack::Publish(p) => publishes.push(p),
+                            // `get_state` of a family with a retained state and no query: the
+                            // broker answers the subscription with it.
+                            ReadBack::Resubscribe(topic) => {
+                                match session.subscribe(&topic, QoS::AtLeastOnce, now) {
+                                    Ok(()) => outcome = outcome.map(|_| true),
+                                    Err(e) => outcome = Err(e.to_string()),
                                 }
+                            }
+                        }
+                    }
+                    if publishes.is_empty() && outcome == Ok(false) {
+                        // Settled meanwhile (superseded): nothing to send.
+                        continue;
+                    }
+                    let resubscribed = outcome == Ok(true);
+                    for p in publishes {
+                        match session.publish(p, now) {
+                            Ok(id) => {
+                                self.publishes.insert(id.as_u64(), out.tid);
+                            }
+                            Err(e) => outcome = Err(e.to_string()),
+                        }
+                    }
+                    match outcome {
+                        Ok(_) => {
+                            for topic in self.families.sent(&out.tid, out.member.as_ref()) {
+                                // Right after the command: the retained state as it stands.
+                                let _ = session.subscribe(&topic, QoS::AtLeastOnce, now);
                             }
                             self.tracker.handle_sent(out.tid, now);
+                            if resubscribed && !own {
+                                self.tracker.handle_delivered(out.tid);
+                            }
                         }
-                        Err(e) => self.tracker.handle_send_failed(out.tid, e.to_string(), now),
+                        Err(e) => self.tracker.handle_send_failed(out.tid, e, now),
                     }
+                }
+                for r in self.families.take_outbox() {
+                    progressed = true;
+                    // A read-back is a query, not the command: its failure leaves the deadline
+                    // to tell.
+                    let _ = match r {
+                        ReadBack::Publish(p) => session.publish(p, now).map(|_| ()),
+                        ReadBack::Resubscribe(topic) => session.subscribe(&topic, QoS::AtLeastOnce, now),
+                    };
                 }
             }
             while let Some(ev) = self.session.as_mut().and_then(Session::poll_event) {
@@ -362,8 +325,12 @@ impl<D: Dialect> Client<D> {
             }
             while let Some(ev) = self.tracker.poll_event() {
                 progressed = true;
-                if let TrackerEvent::Finished { tid, .. } = &ev {
-                    self.families.finished(tid);
+                match &ev {
+                    TrackerEvent::Finished { tid, .. } => self.families.finished(tid),
+                    TrackerEvent::Member { tid, device, phase } if phase.is_terminal() => {
+                        self.families.member_finished(tid, device)
+                    }
+                    _ => {}
                 }
                 self.events.push_back(ClientEvent::Command(ev));
             }
@@ -371,110 +338,6 @@ impl<D: Dialect> Client<D> {
                 return;
             }
         }
-    }
-
-    /// A message on a family device's topic, an RPC reply or a discovery announcement; gives the
-    /// message back when it is none of them.
-    fn on_family_message(&mut self, m: Message, now: Timestamp) -> Option<Message> {
-        if let Some(routes) = self.families.route(&m.topic) {
-            // Owned: settling below needs `self` whole.
-            let routes: Vec<_> = routes.to_vec();
-            for (device, role) in routes {
-                let Some(address) = self.families.address(&device) else {
-                    continue;
-                };
-                match address.decode(&m.topic, role, &m.payload) {
-                    Ok(observation) => {
-                        if let Some((tid, s)) =
-                            self.families.observe(&device, &observation, m.retain)
-                        {
-                            self.tracker.settle(tid, &device, s, now);
-                        }
-                        if let Observation::Presence(online) = observation {
-                            let groups = self
-                                .tracker
-                                .presence(&device)
-                                .map(|p| p.groups.clone())
-                                .unwrap_or_default();
-                            self.tracker
-                                .set_presence(device.clone(), Presence { online, groups });
-                        }
-                        if observation != Observation::Nothing {
-                            self.events.push_back(ClientEvent::Reported {
-                                device,
-                                observation,
-                                retained: m.retain,
-                            });
-                        }
-                    }
-                    Err(error) => self.tracker.handle_malformed(&device, error),
-                }
-            }
-            return None;
-        }
-        if self.families.wants_replies() && m.topic == self.families.reply_topic() {
-            match shelly::decode_reply(&m.payload) {
-                Ok(reply) => match self.families.reply(&reply) {
-                    Some((tid, s)) => {
-                        let device = self
-                            .tracker
-                            .get(&tid)
-                            .and_then(|t| t.members.keys().next().cloned());
-                        if let Some(device) = device {
-                            self.tracker.settle(tid, &device, s, now);
-                        }
-                    }
-                    None => self.events.push_back(ClientEvent::Undecodable {
-                        topic: m.topic,
-                        error: format!("reply id {} matches no outstanding command", reply.id),
-                    }),
-                },
-                Err(e) => self.events.push_back(ClientEvent::Undecodable {
-                    topic: m.topic,
-                    error: e.to_string(),
-                }),
-            }
-            return None;
-        }
-        if self.discovering {
-            match discovery::read(&m.topic, &m.payload) {
-                Ok(None) => {}
-                Ok(Some(Discovered::Devices { found, .. })) => {
-                    for f in found {
-                        let known =
-                            self.families.address(&f.address.device_id()) == Some(&f.address);
-                        if known {
-                            continue;
-                        }
-                        match self.add_device(f.address.clone(), now) {
-                            Ok(device) => self.events.push_back(ClientEvent::Discovered {
-                                device,
-                                address: f.address,
-                                name: f.name,
-                            }),
-                            Err(e) => self.events.push_back(ClientEvent::Undecodable {
-                                topic: m.topic.clone(),
-                                error: format!("found a device but cannot follow it: {e}"),
-                            }),
-                        }
-                    }
-                    return None;
-                }
-                Ok(Some(Discovered::Gone { family, key })) => {
-                    self.events.push_back(ClientEvent::Vanished { family, key });
-                    return None;
-                }
-                Ok(Some(Discovered::Nothing)) => return None,
-                Err(e) => {
-                    self.events.push_back(ClientEvent::Undecodable {
-                        topic: m.topic,
-                        error: e.to_string(),
-                    });
-                    return None;
-                }
-            }
-        }
-        Some(m)
     }
 
     fn on_session_event(&mut self, ev: SessionEvent, now: Timestamp) {
@@ -494,6 +357,15 @@ impl<D: Dialect> Client<D> {
                 if let Some(tid) = self.publishes.remove(&id.as_u64()) {
                     self.tracker.handle_send_failed(tid, reason, now);
                 }
+            }
+            SessionEvent::Connected { .. } => {
+                if let Some(s) = self.session.as_mut() {
+                    for probe in self.families.probes() {
+                        // Queries: the next connect asks again.
+                        let _ = s.publish(probe, now);
+                    }
+                }
+                self.events.push_back(ClientEvent::Session(ev));
             }
             other => self.events.push_back(ClientEvent::Session(other)),
         }

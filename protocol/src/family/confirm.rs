@@ -11,6 +11,12 @@
 //! a device that presence says is gone ends offline; otherwise its state is read back once (where
 //! the family has a query) and what it reports decides. A family with a request id (Shelly) is
 //! confirmed by the answer that carries the id.
+//!
+//! A device commanded through a group whose coordinator publishes every member's state as soon as
+//! it sends the group command (Zigbee2MQTT's groups are optimistic by default: a Zigbee group
+//! command is a multicast nobody acknowledges) has those reports discounted: they are the
+//! coordinator's guess. The first of them, or the window closing, reads the device back, and only
+//! what it then reports decides.
 
 use serde::{Deserialize, Serialize};
 
@@ -82,6 +88,10 @@ pub struct Confirmation {
     sent: bool,
     noted: Option<bool>,
     reading_back: bool,
+    /// Reports before a read-back are a group coordinator's guess.
+    echoed: bool,
+    /// Such a guess came: read back now.
+    read_back_due: bool,
 }
 
 impl Confirmation {
@@ -94,7 +104,26 @@ impl Confirmation {
             sent: false,
             noted: None,
             reading_back: false,
+            echoed: false,
+            read_back_due: false,
         }
+    }
+
+    /// The command goes through a group whose coordinator echoes every member's state at once
+    /// (see the [module documentation](self)).
+    pub fn through_echoing_group(mut self) -> Self {
+        self.echoed = true;
+        self
+    }
+
+    /// Whether the device must be read back now (a coordinator's echo came); true once.
+    pub fn take_read_back_due(&mut self) -> bool {
+        if self.read_back_due && !self.reading_back {
+            self.read_back_due = false;
+            self.reading_back = true;
+            return true;
+        }
+        false
     }
 
     /// The target.
@@ -115,6 +144,10 @@ impl Confirmation {
     /// A live (not retained) state report.
     pub fn observe(&mut self, on: bool) -> Option<Verdict> {
         if !self.sent {
+            return None;
+        }
+        if self.echoed && !self.reading_back {
+            self.read_back_due = true;
             return None;
         }
         if on == self.target {
@@ -160,6 +193,7 @@ impl Confirmation {
         }
         if can_read_back && !self.reading_back {
             self.reading_back = true;
+            self.read_back_due = false;
             self.sent = true;
             return WindowClosed::ReadBack;
         }
@@ -243,5 +277,26 @@ mod tests {
         let mut e = Confirmation::new(false, false);
         e.sent();
         assert_eq!(e.window_closed(None, false), WindowClosed::Wait);
+    }
+
+    #[test]
+    fn a_group_coordinators_echo_is_no_evidence_and_reads_back() {
+        let mut c = Confirmation::new(true, false).through_echoing_group();
+        c.sent();
+        assert_eq!(c.observe(true), None, "the coordinator's guess");
+        assert!(c.take_read_back_due());
+        assert!(!c.take_read_back_due(), "once");
+        assert_eq!(
+            c.observe(false),
+            Some(Verdict::Contradicted { actual_on: false }),
+            "the device's own state, read back"
+        );
+        let mut quiet = Confirmation::new(true, false).through_echoing_group();
+        quiet.sent();
+        assert_eq!(quiet.window_closed(Some(true), true), WindowClosed::ReadBack);
+        assert_eq!(
+            quiet.observe(true),
+            Some(Verdict::Confirmed(ConfirmedBy::ReadBack))
+        );
     }
 }

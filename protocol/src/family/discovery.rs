@@ -4,6 +4,7 @@
 //! |---|---|---|
 //! | Tasmota | `tasmota/discovery/+/config` | one device's config: topic, FullTopic, prefixes, relays |
 //! | Zigbee2MQTT | `zigbee2mqtt/bridge/devices` | the whole device list with what each exposes |
+//! | Zigbee2MQTT | `zigbee2mqtt/bridge/groups` | the Zigbee groups and their members |
 //! | Home Assistant (and ESPHome, which announces itself this way, recognised by its topics) | `homeassistant/+/+/config`, `homeassistant/+/+/+/config` | one entity or one device's components |
 //! | Shelly | `+/online` | `true` from a device whose prefix is its device id (`shelly...`) |
 //!
@@ -25,6 +26,9 @@ pub const TASMOTA_FILTER: &str = "tasmota/discovery/+/config";
 /// Zigbee2MQTT's device list.
 pub const ZIGBEE2MQTT_DEVICES: &str = "zigbee2mqtt/bridge/devices";
 
+/// Zigbee2MQTT's group list.
+pub const ZIGBEE2MQTT_GROUPS: &str = "zigbee2mqtt/bridge/groups";
+
 /// Shelly Gen2+ presence, for devices that keep their device id as topic prefix.
 pub const SHELLY_FILTER: &str = "+/online";
 
@@ -35,6 +39,19 @@ pub struct Found {
     pub address: Address,
     /// Its name for a person, if the announcement gives one.
     pub name: Option<String>,
+    /// What the family's group lists call it (a Zigbee2MQTT IEEE address).
+    pub key: Option<String>,
+}
+
+/// A group a family keeps itself: one publish to `carrier` commands every member.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NativeGroup {
+    /// Its name, which is also its name in Switchboard.
+    pub name: String,
+    /// Where a command to every member at once goes (a Zigbee2MQTT group's friendly name).
+    pub carrier: Address,
+    /// Its members, by their [`Found::key`].
+    pub members: Vec<String>,
 }
 
 /// What one announcement says.
@@ -56,13 +73,24 @@ pub enum Discovered {
         /// What identifies them in the announcement's topic (a MAC, a unique id).
         key: String,
     },
+    /// The family's whole list of groups (it replaces the earlier one).
+    Groups {
+        /// Which family keeps them.
+        family: Family,
+        /// The groups.
+        groups: Vec<NativeGroup>,
+    },
     /// Nothing that can be switched.
     Nothing,
 }
 
 /// Every discovery filter.
 pub fn filters() -> Vec<String> {
-    let mut v = vec![TASMOTA_FILTER.to_owned(), ZIGBEE2MQTT_DEVICES.to_owned()];
+    let mut v = vec![
+        TASMOTA_FILTER.to_owned(),
+        ZIGBEE2MQTT_DEVICES.to_owned(),
+        ZIGBEE2MQTT_GROUPS.to_owned(),
+    ];
     v.extend(homeassistant::discovery_filters(
         homeassistant::DEFAULT_PREFIX,
     ));
@@ -81,6 +109,20 @@ pub fn read(topic: &str, payload: &[u8]) -> Result<Option<Discovered>, DecodeErr
     if topic == ZIGBEE2MQTT_DEVICES {
         return zigbee2mqtt(payload).map(Some);
     }
+    if topic == ZIGBEE2MQTT_GROUPS {
+        let groups = super::zigbee2mqtt::parse_groups(payload)?;
+        return Ok(Some(Discovered::Groups {
+            family: Family::Zigbee2mqtt,
+            groups: groups
+                .into_iter()
+                .map(|g| NativeGroup {
+                    carrier: Address::Zigbee2mqtt(Zigbee2mqtt::new(g.name.clone())),
+                    name: g.name,
+                    members: g.members,
+                })
+                .collect(),
+        }));
+    }
     if topic.starts_with("homeassistant/") && topic.ends_with("/config") {
         return Ok(Some(
             match homeassistant::parse_discovery(homeassistant::DEFAULT_PREFIX, topic, payload)? {
@@ -90,6 +132,7 @@ pub fn read(topic: &str, payload: &[u8]) -> Result<Option<Discovered>, DecodeErr
                         .into_iter()
                         .map(|e| Found {
                             name: e.name.clone(),
+                            key: None,
                             address: match esphome_behind(&e) {
                                 Some(node) => Address::Esphome(node),
                                 None => Address::Homeassistant(e),
@@ -114,6 +157,7 @@ pub fn read(topic: &str, payload: &[u8]) -> Result<Option<Discovered>, DecodeErr
                     found: vec![Found {
                         address: Address::Shelly(Shelly::new(prefix)),
                         name: None,
+                        key: None,
                     }],
                     complete: false,
                 },
@@ -218,6 +262,7 @@ fn tasmota(mac: &str, payload: &[u8]) -> Result<Discovered, DecodeError> {
             Found {
                 address: Address::Tasmota(base.clone().relay(relay)),
                 name,
+                key: None,
             }
         })
         .collect::<Vec<_>>();
@@ -263,6 +308,10 @@ fn zigbee2mqtt(payload: &[u8]) -> Result<Discovered, DecodeError> {
                     name: name.to_owned(),
                 }),
                 name: Some(name.to_owned()),
+                key: d
+                    .get("ieee_address")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
             });
         }
     }

@@ -138,6 +138,8 @@ pub enum Observation {
     Power(bool),
     /// The device is connected (`true`) or gone (`false`).
     Presence(bool),
+    /// The device also takes commands on this group's topic (Tasmota's GroupTopic).
+    GroupTopic(String),
     /// Nothing about power or presence (another attribute, another relay, a cleared message).
     Nothing,
 }
@@ -272,6 +274,21 @@ impl Address {
     /// after the command was sent, confirms it when it already equals the target.
     pub fn quiet_when_unchanged(&self) -> bool {
         matches!(self, Address::Esphome(a) if a.component == esphome::Component::Switch)
+    }
+
+    /// What to ask a device when it is first followed, to learn what its announcement leaves out
+    /// (a Tasmota device's GroupTopic).
+    pub fn probe(&self) -> Option<Publish> {
+        match self {
+            Address::Tasmota(a) => Some(a.probe()),
+            _ => None,
+        }
+    }
+
+    /// Whether a command to a group of this family has the coordinator report every member's
+    /// state at once, before any member acted (Zigbee2MQTT's groups, optimistic by default).
+    pub fn group_echoes(&self) -> bool {
+        matches!(self, Address::Zigbee2mqtt(_))
     }
 
     /// Whether the device's state can be confirmed at all: an entity with no state topic is

@@ -121,8 +121,25 @@ impl Tasmota {
         command(self.topic_for(Prefix::Command, &self.power_key()), "")
     }
 
-    /// `stat/<topic>/RESULT`, `stat/<topic>/POWER<n>`, `tele/<topic>/STATE` (state) and
-    /// `tele/<topic>/LWT` (presence).
+    /// `cmnd/<topic>/STATUS` `1`: the device answers its parameters on `stat/<topic>/STATUS1`,
+    /// its GroupTopic among them.
+    pub fn probe(&self) -> Publish {
+        command(self.topic_for(Prefix::Command, "STATUS"), "1")
+    }
+
+    /// The same relay reached through GroupTopic `group_topic`: with the default SetOption75, a
+    /// device takes commands on its FullTopic with `%topic%` replaced by each of its GroupTopics.
+    pub fn through_group(&self, group_topic: &str) -> Tasmota {
+        Tasmota {
+            topic: group_topic.to_owned(),
+            ..self.clone()
+        }
+    }
+
+    /// `stat/<topic>/RESULT`, `stat/<topic>/POWER<n>`, `tele/<topic>/STATE` (state),
+    /// `tele/<topic>/LWT` (presence), and where the device says which GroupTopic it listens on:
+    /// `stat/<topic>/STATUS1` (the answer to [`Tasmota::probe`]) and `tele/<topic>/INFO1` (sent
+    /// on every connect).
     pub fn topics(&self) -> Vec<(String, Role)> {
         vec![
             (self.topic_for(Prefix::Status, "RESULT"), Role::State),
@@ -132,7 +149,29 @@ impl Tasmota {
             ),
             (self.topic_for(Prefix::Telemetry, "STATE"), Role::State),
             (self.topic_for(Prefix::Telemetry, "LWT"), Role::Presence),
+            (self.topic_for(Prefix::Status, "STATUS1"), Role::State),
+            (self.topic_for(Prefix::Telemetry, "INFO1"), Role::State),
         ]
+    }
+
+    /// The GroupTopic in `STATUS1` (`{"StatusPRM":{"GroupTopic":"tasmotas",..}}`) or `INFO1`
+    /// (`{"GroupTopic":"cmnd/sonoffs/"}` before 9.0, `{"GroupTopic":"sonoffs"}` since, and
+    /// `{"Info1":{..}}` in later versions).
+    fn group_topic(&self, obj: &serde_json::Map<String, serde_json::Value>) -> Observation {
+        let field = obj
+            .get("GroupTopic")
+            .or_else(|| obj.get("StatusPRM").and_then(|p| p.get("GroupTopic")))
+            .or_else(|| obj.get("Info1").and_then(|p| p.get("GroupTopic")));
+        let Some(full) = field.and_then(serde_json::Value::as_str) else {
+            return Observation::Nothing;
+        };
+        let command_prefix = format!("{}/", self.prefixes[Prefix::Command as usize]);
+        let group = full.strip_prefix(&command_prefix).unwrap_or(full);
+        let group = group.trim_end_matches('/');
+        if super::check_topic_part(FAMILY, group).is_err() || group.contains('/') {
+            return Observation::Nothing;
+        }
+        Observation::GroupTopic(group.to_owned())
     }
 
     /// A JSON report (`{"POWER":"ON"}`, `tele/.../STATE`) or a plain one (`ON` on
@@ -161,6 +200,9 @@ impl Tasmota {
                 let Some(obj) = v.as_object() else {
                     return Err(unexpected(s, "a JSON object"));
                 };
+                if topic.ends_with("/STATUS1") || topic.ends_with("/INFO1") {
+                    return Ok(self.group_topic(obj));
+                }
                 // A device with one relay answers `POWER`; relay 1 of several may answer `POWER1`.
                 let keys = match self.relay {
                     0 => vec!["POWER".to_owned(), "POWER1".to_owned()],
@@ -236,6 +278,31 @@ mod tests {
         assert!(d("stat/lamp/POWER", Role::State, "MAYBE").is_err());
         assert!(d("stat/lamp/RESULT", Role::State, "[1,2]").is_err());
         assert!(d("tele/lamp/LWT", Role::Presence, "gone").is_err());
+        assert_eq!(
+            d(
+                "stat/lamp/STATUS1",
+                Role::State,
+                r#"{"StatusPRM":{"Baudrate":115200,"GroupTopic":"sonoffs","OtaUrl":"XXX"}}"#
+            ),
+            Ok(Observation::GroupTopic("sonoffs".to_owned()))
+        );
+        assert_eq!(
+            d(
+                "tele/lamp/INFO1",
+                Role::State,
+                r#"{"Module":"Generic","Version":"7.0.0.3(tasmota)","FallbackTopic":"cmnd/DVES_15568C_fb/","GroupTopic":"cmnd/sonoffs/"}"#
+            ),
+            Ok(Observation::GroupTopic("sonoffs".to_owned()))
+        );
+        assert_eq!(
+            d("tele/lamp/INFO1", Role::State, r#"{"Module":"Generic"}"#),
+            Ok(Observation::Nothing)
+        );
+        assert_eq!(t.probe().topic, "cmnd/lamp/STATUS");
+        assert_eq!(
+            t.through_group("tasmotas").set_power(true).topic,
+            "cmnd/tasmotas/POWER"
+        );
         let relay2 = Tasmota::new("strip").relay(2);
         let r = br#"{"POWER1":"ON","POWER2":"OFF"}"#;
         assert_eq!(

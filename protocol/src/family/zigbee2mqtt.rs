@@ -98,6 +98,45 @@ impl Zigbee2mqtt {
     }
 }
 
+/// A Zigbee group as `<base>/bridge/groups` lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Group {
+    /// Its friendly name: `<base>/<name>/set` commands every member at once.
+    pub name: String,
+    /// Its members' IEEE addresses.
+    pub members: Vec<String>,
+}
+
+/// Reads `<base>/bridge/groups` (retained): `[{"id":1,"friendly_name":"my_group",
+/// "members":[{"ieee_address":"0x..","endpoint":1}],..}]`. A group whose name cannot be a topic
+/// part is left out.
+pub fn parse_groups(payload: &[u8]) -> Result<Vec<Group>, DecodeError> {
+    let v = json(FAMILY, payload)?;
+    let Some(list) = v.as_array() else {
+        return Err(unexpected(&v.to_string(), "a list of groups"));
+    };
+    Ok(list
+        .iter()
+        .filter_map(|g| {
+            let name = g.get("friendly_name")?.as_str()?;
+            super::check_topic_part(FAMILY, name).ok()?;
+            let members = g
+                .get("members")
+                .and_then(serde_json::Value::as_array)
+                .map(|ms| {
+                    ms.iter()
+                        .filter_map(|m| m.get("ieee_address")?.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            Some(Group {
+                name: name.to_owned(),
+                members,
+            })
+        })
+        .collect())
+}
+
 fn unexpected(got: &str, expected: &str) -> DecodeError {
     super::unexpected(FAMILY, got, expected)
 }
@@ -128,6 +167,16 @@ mod tests {
             Ok(Observation::Presence(false))
         );
         assert!(z.decode(Role::State, b"ON").is_err());
+        // Zigbee2MQTT's documentation, MQTT topics and messages, `zigbee2mqtt/bridge/groups`.
+        let groups = br#"[{"id":1,"friendly_name":"my_group","scenes":[{"id":1,"name":"Scene 1"}],"members":[{"ieee_address":"0x90fd9ffffe6494fc","endpoint":1}]}]"#;
+        assert_eq!(
+            parse_groups(groups),
+            Ok(vec![Group {
+                name: "my_group".to_owned(),
+                members: vec!["0x90fd9ffffe6494fc".to_owned()],
+            }])
+        );
+        assert!(parse_groups(br#"{"id":1}"#).is_err());
         assert!(z.decode(Role::Presence, br#"{"status":"up"}"#).is_err());
     }
 }

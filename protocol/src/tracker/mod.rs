@@ -110,6 +110,19 @@ impl CommandTracker {
         opts: SendOptions,
         now: Timestamp,
     ) -> Tid {
+        self.submit_including(target, command, opts, Vec::new(), now)
+    }
+
+    /// Submits a command to `target` whose members are those presence knows and `also`
+    /// (devices of other families in a group, whose membership presence does not carry).
+    pub fn submit_including(
+        &mut self,
+        target: Target,
+        command: &Command,
+        opts: SendOptions,
+        also: Vec<DeviceId>,
+        now: Timestamp,
+    ) -> Tid {
         let tid = Tid::random(&mut self.rng);
         let deadline = opts.deadline.unwrap_or(self.config.deadline);
         let seq = self.next_seq;
@@ -128,7 +141,12 @@ impl CommandTracker {
                 Target::Device(_) => None,
             },
         };
-        let members = self.expected_members(&target);
+        let mut members = self.expected_members(&target);
+        if !also.is_empty() {
+            members.extend(also);
+            members.sort();
+            members.dedup();
+        }
         self.insert(
             tid,
             target,
@@ -269,6 +287,7 @@ impl CommandTracker {
                 correlation_data: t.request.as_ref().map(|_| tid.as_bytes().to_vec()),
                 message_expiry,
                 retransmission,
+                member: only,
             });
         }
         None

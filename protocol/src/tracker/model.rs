@@ -319,6 +319,9 @@ pub struct Outgoing {
     pub message_expiry: Option<Duration>,
     /// Whether this is a retransmission.
     pub retransmission: bool,
+    /// The one member of a group it goes to (a straggler's retransmission, on the member's own
+    /// topic); `None` when it goes to the whole target.
+    pub member: Option<DeviceId>,
 }
 
 impl Outgoing {

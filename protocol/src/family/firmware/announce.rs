@@ -148,3 +148,30 @@ pub fn zigbee2mqtt_bridge_devices(devices: &[&Zigbee2mqtt]) -> Publish {
         Value::Array(list).to_string(),
     )
 }
+
+/// Zigbee2MQTT's retained group list (the bridge publishes it): each group with its members, in
+/// the layout of the docs' `bridge/groups`.
+pub fn zigbee2mqtt_bridge_groups(base: &str, groups: &[(String, Vec<&Zigbee2mqtt>)]) -> Publish {
+    let list: Vec<Value> = groups
+        .iter()
+        .enumerate()
+        .map(|(i, (name, members))| {
+            json!({
+                "id": i + 1,
+                "friendly_name": name,
+                "scenes": [],
+                "members": members
+                    .iter()
+                    .map(|z| json!({
+                        "ieee_address": format!("0x{}", mac_for(&z.name).to_ascii_lowercase()),
+                        "endpoint": 1
+                    }))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    retained(
+        format!("{base}/bridge/groups"),
+        Value::Array(list).to_string(),
+    )
+}

@@ -23,8 +23,11 @@ use announce::{
 };
 
 use crate::error::DecodeError;
+
+/// Tasmota's default GroupTopic.
+pub const DEFAULT_GROUP_TOPIC: &str = "tasmotas";
 use crate::session::{Publish, QoS, Will};
-pub use announce::zigbee2mqtt_bridge_devices;
+pub use announce::{zigbee2mqtt_bridge_devices, zigbee2mqtt_bridge_groups};
 
 /// One simulated device of a family: see the [module documentation](self).
 #[derive(Clone, Debug)]
@@ -32,6 +35,9 @@ pub struct Firmware {
     address: Address,
     on: bool,
     locked: bool,
+    /// The groups the family keeps for it: a Tasmota device's GroupTopic (`tasmotas` by
+    /// default), the Zigbee2MQTT groups it is a member of.
+    groups: Vec<String>,
 }
 
 /// What a message did to a device.
@@ -46,11 +52,28 @@ pub struct Handled {
 impl Firmware {
     /// A device at `address` whose relay starts `on`.
     pub fn new(address: Address, on: bool) -> Self {
+        let groups = match &address {
+            Address::Tasmota(_) => vec![DEFAULT_GROUP_TOPIC.to_owned()],
+            _ => Vec::new(),
+        };
         Firmware {
             address,
             on,
             locked: false,
+            groups,
         }
+    }
+
+    /// Puts the device in the groups its family keeps: the first is a Tasmota device's
+    /// GroupTopic (in place of `tasmotas`), every one a Zigbee2MQTT group it is a member of.
+    /// Other families keep no groups and ignore them. No groups keeps the default.
+    pub fn in_groups(mut self, groups: Vec<String>) -> Self {
+        match &self.address {
+            Address::Tasmota(_) if !groups.is_empty() => self.groups = groups[..1].to_vec(),
+            Address::Zigbee2mqtt(_) => self.groups = groups,
+            _ => {}
+        }
+        self
     }
 
     /// Locks the relay: commands are answered as usual but change nothing (Tasmota's
@@ -72,12 +95,21 @@ impl Firmware {
     /// The filters it subscribes to.
     pub fn subscriptions(&self) -> Vec<String> {
         match &self.address {
-            Address::Tasmota(t) => vec![t.topic_for(Prefix::Command, "#")],
+            Address::Tasmota(t) => std::iter::once(t.topic_for(Prefix::Command, "#"))
+                .chain(
+                    self.groups
+                        .iter()
+                        .map(|g| t.through_group(g).topic_for(Prefix::Command, "#")),
+                )
+                .collect(),
             Address::Shelly(s) => vec![format!("{}/rpc", s.prefix)],
-            Address::Zigbee2mqtt(z) => vec![
+            Address::Zigbee2mqtt(z) => [
                 format!("{}/{}/set", z.base, z.name),
                 format!("{}/{}/get", z.base, z.name),
-            ],
+            ]
+            .into_iter()
+            .chain(self.groups.iter().map(|g| format!("{}/{g}/set", z.base)))
+            .collect(),
             Address::Esphome(e) => vec![format!(
                 "{}/{}/{}/command",
                 e.prefix,
@@ -123,6 +155,10 @@ impl Firmware {
                 out.push(retained(
                     tasmota_discovery_topic(t),
                     tasmota_discovery(t).to_string(),
+                ));
+                out.push(plain(
+                    t.topic_for(Prefix::Telemetry, "INFO1"),
+                    self.tasmota_info(),
                 ));
                 out.push(plain(
                     t.topic_for(Prefix::Telemetry, "STATE"),
@@ -289,7 +325,14 @@ impl Firmware {
         payload: &[u8],
     ) -> Result<Handled, DecodeError> {
         let prefix = t.topic_for(Prefix::Command, "");
-        let command = topic.strip_prefix(&prefix).unwrap_or_default();
+        let command = topic
+            .strip_prefix(&prefix)
+            .or_else(|| {
+                self.groups.iter().find_map(|g| {
+                    topic.strip_prefix(&t.through_group(g).topic_for(Prefix::Command, ""))
+                })
+            })
+            .unwrap_or_default();
         let arg = text("tasmota", payload)?;
         let key = t.power_key();
         let is_power = command.eq_ignore_ascii_case(&key)
@@ -307,6 +350,15 @@ impl Firmware {
                 ),
             };
             return Ok(self.apply(asked, None));
+        }
+        if command.eq_ignore_ascii_case("STATUS") && arg == "1" {
+            return Ok(Handled {
+                publishes: vec![plain(
+                    t.topic_for(Prefix::Status, "STATUS1"),
+                    self.tasmota_parameters(),
+                )],
+                switched: false,
+            });
         }
         if command.eq_ignore_ascii_case("STATE") {
             return Ok(Handled {
@@ -336,6 +388,32 @@ impl Firmware {
             ),
             plain(t.topic_for(Prefix::Status, &t.power_key()), word),
         ]
+    }
+
+    /// `INFO1`, in the layout Tasmota 9 publishes on connect.
+    fn tasmota_info(&self) -> String {
+        json!({
+            "Module": "Generic",
+            "Version": "9.0.0.2(tasmota)",
+            "FallbackTopic": "cmnd/DVES_000000_fb/",
+            "GroupTopic": self.groups.first().map_or(DEFAULT_GROUP_TOPIC, String::as_str),
+        })
+        .to_string()
+    }
+
+    /// `STATUS1` (`Status 1`, the device's parameters).
+    fn tasmota_parameters(&self) -> String {
+        json!({"StatusPRM": {
+            "Baudrate": 115200,
+            "GroupTopic": self.groups.first().map_or(DEFAULT_GROUP_TOPIC, String::as_str),
+            "OtaUrl": "",
+            "Uptime": "0T00:00:00",
+            "Sleep": 50,
+            "BootCount": 1,
+            "SaveCount": 1,
+            "SaveAddress": "FB000"
+        }})
+        .to_string()
     }
 
     fn tasmota_state(&self, t: &Tasmota) -> Value {
@@ -405,14 +483,30 @@ impl Firmware {
         if topic.ends_with("/get") {
             return Ok(self.apply(None, None));
         }
-        let _ = z;
+        let through_group = topic != format!("{}/{}/set", z.base, z.name);
         match body.get("state").and_then(Value::as_str) {
             Some(s) => {
                 let asked = Switch::parse_word(s).ok_or_else(|| DecodeError::Foreign {
                     family: "zigbee2mqtt",
                     detail: format!("state {s:?} is not ON, OFF or TOGGLE"),
                 })?;
-                Ok(self.apply(Some(asked), None))
+                let was_on = self.on;
+                let mut handled = self.apply(Some(asked), None);
+                if through_group {
+                    // A group command is a Zigbee multicast nobody acknowledges: Zigbee2MQTT
+                    // publishes each member's state as asked (its groups are optimistic), whether
+                    // or not the member acted.
+                    let guess = match asked {
+                        Switch::On => true,
+                        Switch::Off => false,
+                        Switch::Toggle => !was_on,
+                    };
+                    handled.publishes = vec![plain(
+                        format!("{}/{}", z.base, z.name),
+                        json!({"state": if guess { "ON" } else { "OFF" }}).to_string(),
+                    )];
+                }
+                Ok(handled)
             }
             // Another attribute only: nothing this relay does.
             None => Ok(Handled::default()),
