@@ -136,10 +136,18 @@ impl CommandView {
                 let p = t.progress;
                 let answered = p.answered();
                 let status = if finished {
-                    format!(
+                    let mut s = format!(
                         "{} of {}: {} ok, {} failed, {} rejected, {} no answer",
                         answered, p.expected, p.succeeded, p.failed, p.rejected, p.timed_out
-                    )
+                    );
+                    // Outcomes only devices of other families have.
+                    if p.contradicted > 0 {
+                        s.push_str(&format!(", {} contradicted", p.contradicted));
+                    }
+                    if p.superseded > 0 {
+                        s.push_str(&format!(", {} superseded or unsupported", p.superseded));
+                    }
+                    s
                 } else if t.attempts > 1 {
                     format!(
                         "{answered}/{} answered, retrying {}",

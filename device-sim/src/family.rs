@@ -40,7 +40,8 @@ pub fn address_for(family: Family, name: &DeviceId) -> Option<Address> {
 
 /// Runs one family device until `shutdown` says so; it leaves with its presence offline. The
 /// fleet's `--faults` apply as to Switchboard's devices: incoming commands dropped, doubled or
-/// delayed (`slow-ms` delays every one), answers dropped, doubled or delayed.
+/// delayed (`slow-ms` delays every one), answers dropped, doubled or delayed; and `stuck`
+/// commands change nothing.
 pub async fn run(
     address: Address,
     groups: Vec<String>,
@@ -169,6 +170,8 @@ impl Played {
     }
 
     fn handle(&mut self, link: &mut Link, m: &Message) {
+        let stuck = self.faults.stuck > 0.0 && self.rng.f64() < self.faults.stuck;
+        self.firmware.lock(stuck);
         match self.firmware.handle(&m.topic, &m.payload) {
             Ok(handled) => {
                 if handled.switched {

@@ -10,6 +10,7 @@
 //! | `reorder-in`, `reorder-out` | probability of holding a message back so later ones overtake it |
 //! | `cut` | probability of losing power mid-command (the connection drops, the device reboots) |
 //! | `slow-ms` | how long acting on a command takes |
+//! | `stuck` | probability that a command is answered as usual but changes nothing (a relay held by something else, Tasmota's `PowerLock`; a Shelly answers with its lock error); devices of other families |
 
 use std::time::Duration;
 
@@ -38,6 +39,8 @@ pub struct Faults {
     pub cut: f64,
     /// Time spent acting on each command.
     pub slow: Duration,
+    /// A command changes nothing (devices of other families).
+    pub stuck: f64,
 }
 
 /// How long a held-back message waits, so that later ones overtake it.
@@ -87,6 +90,7 @@ impl Faults {
                 "reorder-out" => f.reorder_out = prob()?,
                 "cut" => f.cut = prob()?,
                 "slow-ms" => f.slow = ms()?,
+                "stuck" => f.stuck = prob()?,
                 _ => return Err(err("unknown fault")),
             }
         }

@@ -24,7 +24,7 @@ use crate::support::{endpoint, fleet_options, start_fleet};
 const T: Duration = Duration::from_secs(10);
 
 /// A simulated device of `family` named `name`, as `device-sim --family` makes one.
-fn family_spec(family: Family, name: &str) -> DeviceSpec {
+pub(crate) fn family_spec(family: Family, name: &str) -> DeviceSpec {
     let name = DeviceId::new(name).unwrap();
     let address = device_sim::family::address_for(family, &name).unwrap();
     DeviceSpec {
@@ -36,7 +36,7 @@ fn family_spec(family: Family, name: &str) -> DeviceSpec {
 }
 
 /// One device of each family, named `<family>1`.
-fn one_of_each() -> Vec<DeviceSpec> {
+pub(crate) fn one_of_each() -> Vec<DeviceSpec> {
     [
         Family::Tasmota,
         Family::Shelly,
@@ -278,102 +278,6 @@ async fn a_switch_announced_with_ha_mqtt_discoverable_is_discovered_and_turned_o
     .await;
     assert_eq!(heard, Ok(true), "the switch's callback ran");
     op.disconnect().await;
-}
-
-/// The panel in headless Chromium, on a mixed fleet: it finds a device of every family by its
-/// announcements, and each light is drawn on only once its device confirmed it; an optimistic
-/// entity (no state topic) is drawn as unconfirmable and never lit.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_panel_finds_every_family_and_lights_each_only_when_confirmed() {
-    use crate::panel::{card_value, click, open_panel_online};
-    use crate::support::{publish_raw, specs};
-
-    let broker = Broker::start(Kind::Mosquitto).await;
-    let mut fleet_specs = one_of_each();
-    fleet_specs.extend(specs("device", 2, &["floor1"], &Faults::default()));
-    let ids: Vec<String> = fleet_specs.iter().map(|s| s.id.to_string()).collect();
-    let fleet = start_fleet(fleet_specs, fleet_options(&broker.url, None)).await;
-    let browser = open_panel_online(&broker).await;
-    for id in &ids {
-        browser
-            .until(
-                &format!("{id} on the panel"),
-                &format!("return !!document.querySelector('[data-device=\"{id}\"]');"),
-                T,
-            )
-            .await;
-    }
-    // An optimistic switch: a command topic and no state topic.
-    publish_raw(
-        &broker.url,
-        &[(
-            "homeassistant/switch/porch-fan/config",
-            br#"{"name":"Porch fan","uniq_id":"porch-fan","cmd_t":"garage/porch-fan/set"}"#,
-        )],
-    )
-    .await;
-    browser
-        .until(
-            "the optimistic switch drawn unconfirmable",
-            "const c = document.querySelector('[data-device=\"porch-fan\"]'); return c && c.dataset.confirmable === 'false';",
-            T,
-        )
-        .await;
-    for id in ids.iter().filter(|id| !id.starts_with("device")) {
-        let family = card_value(&browser, id, "data-family").await;
-        assert_ne!(family, "switchboard", "{id} is drawn as its family's");
-        assert_eq!(card_value(&browser, id, "data-light").await, "off");
-        click(
-            &browser,
-            &format!("[data-device=\"{id}\"] [data-action=\"light\"]"),
-        )
-        .await;
-        browser
-            .until(
-                &format!("{id} ({family}) confirmed on"),
-                &format!(
-                    "const c = document.querySelector('[data-device=\"{id}\"]'); return c.dataset.pending === 'false' && c.dataset.light === 'on';"
-                ),
-                T,
-            )
-            .await;
-    }
-    let confirmed = browser
-        .until(
-            "every family's command confirmed in the history",
-            "const rows = [...document.querySelectorAll('tr[data-tid]')].map(r => r.dataset.phase); return rows.filter(p => p.startsWith('succeeded (confirmed by')).length >= 5 ? rows : null;",
-            T,
-        )
-        .await;
-    assert!(
-        confirmed.to_string().contains("answer with id")
-            && confirmed.to_string().contains("state report"),
-        "the history says how each was confirmed: {confirmed}"
-    );
-    // Switchboard's own devices are there too, and still work.
-    click(
-        &browser,
-        "[data-device=\"device1\"] [data-action=\"light\"]",
-    )
-    .await;
-    browser
-        .until(
-            "device1 confirmed on",
-            "const c = document.querySelector('[data-device=\"device1\"]'); return c.dataset.pending === 'false' && c.dataset.light === 'on';",
-            T,
-        )
-        .await;
-    browser.screenshot("families-mixed-fleet").await;
-    // The optimistic switch is commanded but never drawn on.
-    click(
-        &browser,
-        "[data-device=\"porch-fan\"] [data-action=\"light\"]",
-    )
-    .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(card_value(&browser, "porch-fan", "data-light").await, "off");
-    browser.close().await;
-    fleet.stop(T).await;
 }
 
 /// Lost, doubled and delayed commands (`--faults`) to devices with no request id: the same

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod families;
+mod families_panel;
 mod interop;
 mod panel;
 mod protocol_smoke;

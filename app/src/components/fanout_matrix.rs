@@ -85,6 +85,8 @@ pub fn FanoutMatrix() -> impl IntoView {
                 data-fanout=move || tid().map(|t| t.to_string()).unwrap_or_default()
                 data-expected=move || progress().expected
                 data-answered=move || progress().answered()
+                data-succeeded=move || progress().succeeded
+                data-contradicted=move || progress().contradicted
                 data-complete=move || view_sig.with(|f| f.as_ref().is_some_and(|f| f.finished).to_string())>
                 <h2>{move || view_sig.with(|f| f.as_ref().map(|f| format!("{} → {}", f.cmd, f.target)))}</h2>
                 <div class="bar" role="progressbar" aria-valuemin="0"
@@ -104,8 +106,9 @@ pub fn FanoutMatrix() -> impl IntoView {
                     let p = progress();
                     let all_in = view_sig.with(|f| f.as_ref().and_then(|f| f.round_trip_ms));
                     format!(
-                        "{}/{} answered · {} succeeded · {} failed · {} rejected · {} no answer yet · {} timed out{}",
+                        "{}/{} answered · {} succeeded · {} failed · {} rejected · {} no answer yet · {} timed out{}{}",
                         p.answered(), p.expected, p.succeeded, p.failed, p.rejected, p.pending, p.timed_out,
+                        if p.contradicted > 0 { format!(" · {} contradicted", p.contradicted) } else { String::new() },
                         all_in.map(|ms| format!(" · all in {ms} ms")).unwrap_or_default()
                     )
                 }}</p>

@@ -17,8 +17,8 @@ use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
 use crate::command::Command;
 use crate::envelope::Tid;
 use crate::family::confirm::{Confirmation, ConfirmedBy, Verdict, WindowClosed};
-use crate::family::shelly::{Reply, ReplyOutcome};
 use crate::family::discovery::NativeGroup;
+use crate::family::shelly::{Reply, ReplyOutcome};
 use crate::family::{Address, Observation, ReadBack, Role, RpcCall};
 use crate::session::Publish;
 use crate::time::Timestamp;
@@ -367,7 +367,9 @@ impl Families {
             let publish = match (&p.waiting, carrier) {
                 (Waiting::Power(c), Some(carrier)) => {
                     match carrier.set_power(c.target(), &call) {
-                        Ok(publish) if carried.insert((publish.topic.clone(), publish.payload.clone())) => {
+                        Ok(publish)
+                            if carried.insert((publish.topic.clone(), publish.payload.clone())) =>
+                        {
                             Some(ReadBack::Publish(publish))
                         }
                         // Another member's publish carries it already.
@@ -468,7 +470,9 @@ impl Families {
                                 id: p.rpc,
                                 src: &self.src,
                             };
-                            if let Some(r) = self.devices.get(device).and_then(|a| a.read_back(&call)) {
+                            if let Some(r) =
+                                self.devices.get(device).and_then(|a| a.read_back(&call))
+                            {
                                 self.outbox.push(r);
                             }
                         }

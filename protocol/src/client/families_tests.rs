@@ -180,7 +180,10 @@ fn a_mixed_group_fans_out_per_member_and_each_is_confirmed_on_its_own() {
 fn a_tasmota_group_topic_carries_its_members_at_once_and_reads_back_the_silent_one() {
     let (mut f, [a, b, ..]) = fleet();
     let t = tid(8);
-    assert_eq!(begin_group(&mut f, "tasmotas", t), vec![a.clone(), b.clone()]);
+    assert_eq!(
+        begin_group(&mut f, "tasmotas", t),
+        vec![a.clone(), b.clone()]
+    );
     assert_eq!(
         topics(&f.encode(&t, None)),
         vec!["cmnd/tasmotas/POWER".to_owned()],

@@ -92,7 +92,8 @@ impl<D: Dialect> Client<D> {
 
     fn grouped(&mut self, device: DeviceId) {
         let groups = self.families.groups_of(&device);
-        self.events.push_back(ClientEvent::Grouped { device, groups });
+        self.events
+            .push_back(ClientEvent::Grouped { device, groups });
     }
 
     /// Follows every family's discovery announcements (see [`crate::family::discovery`]) from

@@ -177,7 +177,11 @@ impl<D: Dialect> Client<D> {
             target,
             command,
             opts,
-            if group.is_some() { family_members.clone() } else { Vec::new() },
+            if group.is_some() {
+                family_members.clone()
+            } else {
+                Vec::new()
+            },
             now,
         );
         let timeout = self
@@ -259,9 +263,7 @@ impl<D: Dialect> Client<D> {
                     let own = match &out.member {
                         Some(d) => self.families.address(d).is_none(),
                         None => self.tracker.get(&out.tid).is_some_and(|t| {
-                            t.members
-                                .keys()
-                                .any(|d| self.families.address(d).is_none())
+                            t.members.keys().any(|d| self.families.address(d).is_none())
                         }),
                     };
                     let mut outcome: Result<bool, String> = Ok(false);
@@ -315,7 +317,9 @@ impl<D: Dialect> Client<D> {
                     // to tell.
                     let _ = match r {
                         ReadBack::Publish(p) => session.publish(p, now).map(|_| ()),
-                        ReadBack::Resubscribe(topic) => session.subscribe(&topic, QoS::AtLeastOnce, now),
+                        ReadBack::Resubscribe(topic) => {
+                            session.subscribe(&topic, QoS::AtLeastOnce, now)
+                        }
                     };
                 }
             }

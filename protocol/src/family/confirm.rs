@@ -293,7 +293,10 @@ mod tests {
         );
         let mut quiet = Confirmation::new(true, false).through_echoing_group();
         quiet.sent();
-        assert_eq!(quiet.window_closed(Some(true), true), WindowClosed::ReadBack);
+        assert_eq!(
+            quiet.window_closed(Some(true), true),
+            WindowClosed::ReadBack
+        );
         assert_eq!(
             quiet.observe(true),
             Some(Verdict::Confirmed(ConfirmedBy::ReadBack))
