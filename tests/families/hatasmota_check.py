@@ -13,7 +13,7 @@ import threading
 
 import paho.mqtt.client as mqtt
 from hatasmota.discovery import TasmotaDiscoveryMsg, get_device_config, get_switch_entities
-from hatasmota.utils import get_state_power
+from hatasmota.utils import get_state_power, get_topic_command_status, get_topic_stat_status
 
 host, port = sys.argv[1], int(sys.argv[2])
 found = {}
@@ -69,6 +69,9 @@ print(
             "poll_topic": relay.poll_topic,
             "power_after_command": found["power_after_command"],
             "state_power_on": relay.state_power_on,
+            # Where hatasmota asks for `Status 1` and reads the answer (the GroupTopic is in it).
+            "status_command_topic": get_topic_command_status(message),
+            "status1_topic": get_topic_stat_status(message, 1),
         }
     ),
     flush=True,

@@ -222,6 +222,11 @@ async fn home_assistants_tasmota_library_reads_and_commands_the_simulated_tasmot
             "hatasmota's {key} {t} is not one of ours: {topics:?}"
         );
     }
+    // ...and where it asks for the parameters and reads them, where our profile learns the
+    // device's GroupTopic.
+    assert_eq!(seen["status_command_topic"], ours.probe().topic);
+    let status1 = seen["status1_topic"].as_str().unwrap().to_owned();
+    assert!(topics.contains(&status1), "{status1} not among {topics:?}");
     assert_eq!(seen["availability_online"], ours.lwt[1]);
     assert_eq!(seen["name"], ours.topic);
     // ...its command (`Power1`) switched our device, and it read our answer as ON.

@@ -12,9 +12,12 @@
 //!
 //! A payload whose first non-blank byte is `{` is JSON and must be a valid envelope; anything else is
 //! text. Nothing larger than [`MAX_PAYLOAD`] is parsed.
+//!
+//! Beside the envelope itself (this file): the device model every answer and status carries
+//! (`device_model.rs`), what devices publish of their own accord, presence, telemetry and logs
+//! (`reports.rs`), and the text form (`text.rs`).
 
 use core::fmt;
-use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -22,6 +25,15 @@ use uuid::Uuid;
 use crate::error::DecodeError;
 use crate::time::Timestamp;
 use crate::topic::{DeviceId, GroupId, IssuerId};
+
+mod device_model;
+mod reports;
+mod text;
+
+pub use device_model::{Config, DeviceState, SequencePosition};
+pub use reports::{decode_log, decode_status, decode_telemetry, LogLines, Status, Telemetry};
+pub use text::{python_bytes_repr, text_response, TextResponse};
+use text::{TEXT_FAILURE, TEXT_SUCCESS};
 
 /// Largest payload accepted on a command topic, in bytes.
 pub const MAX_PAYLOAD: usize = 64 * 1024;
@@ -233,55 +245,6 @@ impl Outcome {
     }
 }
 
-/// Where a device stands in one ordered sequence.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SequencePosition {
-    /// The last step completed, `None` when the sequence is idle.
-    pub done: Option<String>,
-    /// The step that may run next, `None` when only the first step may run.
-    pub next: Option<String>,
-}
-
-/// A device's saved configuration: what it applies when it (re)starts.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    /// Telemetry period after a restart, in milliseconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub telemetry_interval_ms: Option<u64>,
-    /// Whether the light is on after a restart.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub light_on_boot: Option<bool>,
-    /// A human label for the device.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub label: Option<String>,
-}
-
-/// What a device reports about itself, with every response and in its retained status.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeviceState {
-    /// The light.
-    pub light: bool,
-    /// The LED.
-    pub led: bool,
-    /// Current telemetry period, in milliseconds.
-    pub telemetry_interval_ms: u64,
-    /// Configuration in effect since the last start.
-    pub config: Config,
-    /// Configuration saved for the next start, if it differs from `config`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pending_config: Option<Config>,
-    /// Firmware version running.
-    #[serde(default)]
-    pub firmware: String,
-    /// Progress in each ordered sequence, by sequence name.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub sequences: BTreeMap<String, SequencePosition>,
-    /// How many times the device has started.
-    #[serde(default)]
-    pub boots: u64,
-}
-
 /// A command response in the JSON envelope.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "crate::tagged::FlatResponse")]
@@ -330,100 +293,6 @@ impl Response {
     }
 }
 
-/// A device's retained presence message on `status/<device>`.
-///
-/// The device publishes it (retained) with `online: true` when it connects and whenever its state
-/// changes; its Last Will publishes it (retained) with `online: false`. An empty retained payload
-/// means the device was removed.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Status {
-    /// Envelope version, always [`VERSION`].
-    pub v: u8,
-    /// The device.
-    pub device: DeviceId,
-    /// Whether it is connected.
-    pub online: bool,
-    /// The groups whose fan-out topics it subscribes to.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub groups: Vec<GroupId>,
-    /// The command names it understands.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub capabilities: Vec<String>,
-    /// Its current state.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state: Option<DeviceState>,
-}
-
-impl Status {
-    /// The message a device's Last Will carries.
-    pub fn offline(device: DeviceId) -> Status {
-        Status {
-            v: VERSION,
-            device,
-            online: false,
-            groups: Vec::new(),
-            capabilities: Vec::new(),
-            state: None,
-        }
-    }
-
-    /// JSON bytes for the wire.
-    pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
-    }
-}
-
-/// Decodes a retained status message; `Ok(None)` for an empty payload (device removed).
-pub fn decode_status(bytes: &[u8]) -> Result<Option<Status>, DecodeError> {
-    if bytes.is_empty() {
-        return Ok(None);
-    }
-    check_size(bytes)?;
-    decode_json(bytes).map(Some)
-}
-
-/// One telemetry sample on `telemetry/<device>`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Telemetry {
-    /// Envelope version, always [`VERSION`].
-    pub v: u8,
-    /// The device.
-    pub device: DeviceId,
-    /// Counts samples since the device started.
-    pub seq: u64,
-    /// When it was taken (device clock).
-    pub at: Timestamp,
-    /// The telemetry period in effect.
-    pub interval_ms: u64,
-    /// The light.
-    pub light: bool,
-    /// A measured value.
-    pub temperature: f64,
-}
-
-/// Log lines a device publishes on `log/<device>` when asked with `get_log`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LogLines {
-    /// Envelope version, always [`VERSION`].
-    pub v: u8,
-    /// The device.
-    pub device: DeviceId,
-    /// Oldest first.
-    pub lines: Vec<String>,
-}
-
-/// Decodes a telemetry sample.
-pub fn decode_telemetry(bytes: &[u8]) -> Result<Telemetry, DecodeError> {
-    check_size(bytes)?;
-    decode_json(bytes)
-}
-
-/// Decodes a log message.
-pub fn decode_log(bytes: &[u8]) -> Result<LogLines, DecodeError> {
-    check_size(bytes)?;
-    decode_json(bytes)
-}
-
 /// A request as it arrived on a device's request topic.
 #[derive(Clone, Debug, PartialEq)]
 pub enum IncomingRequest {
@@ -441,15 +310,6 @@ pub enum IncomingResponse {
     Envelope(Response),
     /// A text answer (`SUCCESS: ...` / `FAILURE: ...`), which carries no TID.
     Text(TextResponse),
-}
-
-/// A parsed text answer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TextResponse {
-    /// `true` for `SUCCESS:`.
-    pub success: bool,
-    /// The whole text.
-    pub text: String,
 }
 
 fn check_size(bytes: &[u8]) -> Result<(), DecodeError> {
@@ -537,50 +397,5 @@ pub fn decode_response(bytes: &[u8]) -> Result<IncomingResponse, DecodeError> {
     Ok(IncomingResponse::Text(TextResponse { success, text }))
 }
 
-const TEXT_SUCCESS: &str = "SUCCESS:";
-const TEXT_FAILURE: &str = "FAILURE:";
-
-/// The pattern document's text answer for a text command `payload`.
-pub fn text_response(success: bool, payload: &[u8]) -> String {
-    let repr = python_bytes_repr(payload);
-    if success {
-        format!("{TEXT_SUCCESS} command ran successfully from payload: {repr}")
-    } else {
-        format!("{TEXT_FAILURE} command did not run successfully from payload: {repr}")
-    }
-}
-
-/// `repr(bytes)` as CPython prints it: `b'light: on'`.
-///
-/// Single quotes unless the bytes hold a `'` and no `"`; `\\`, the quote, `\t`, `\n`, `\r` escaped;
-/// other bytes outside printable ASCII as `\xNN`.
-pub fn python_bytes_repr(bytes: &[u8]) -> String {
-    let quote = if bytes.contains(&b'\'') && !bytes.contains(&b'"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::with_capacity(bytes.len() + 3);
-    out.push('b');
-    out.push(quote);
-    for &b in bytes {
-        match b {
-            b'\\' => out.push_str("\\\\"),
-            b'\t' => out.push_str("\\t"),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            _ if b as char == quote => {
-                out.push('\\');
-                out.push(quote);
-            }
-            0x20..=0x7e => out.push(b as char),
-            _ => out.push_str(&format!("\\x{b:02x}")),
-        }
-    }
-    out.push(quote);
-    out
-}
-
 #[cfg(test)]
-#[path = "envelope_tests.rs"]
 mod tests;
