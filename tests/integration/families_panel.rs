@@ -234,7 +234,7 @@ async fn a_group_of_mixed_families_is_commanded_at_once_and_each_member_confirme
             T,
         )
         .await;
-    // One publish per family group, not per member.
+    // One publish per family group, not per member; a retransmission never goes to the group.
     let sent: Vec<String> = watch
         .await
         .unwrap()
@@ -253,11 +253,17 @@ async fn a_group_of_mixed_families_is_commanded_at_once_and_each_member_confirme
         1,
         "Switchboard's group: {sent:?}"
     );
-    for member in ["cmnd/tl1/POWER", "cmnd/tl2/POWER", "zigbee2mqtt/zl1/set"] {
-        assert_eq!(
-            times(member),
-            0,
-            "{member} is carried by its group: {sent:?}"
+    // A member's own topic is used only to retransmit to it as a straggler (a slow machine),
+    // after the group's own topic carried the command.
+    let first = |topic: &str| sent.iter().position(|t| t.as_str() == topic);
+    for (member, carrier) in [
+        ("cmnd/tl1/POWER", "cmnd/lights/POWER"),
+        ("cmnd/tl2/POWER", "cmnd/lights/POWER"),
+        ("zigbee2mqtt/zl1/set", "zigbee2mqtt/lights/set"),
+    ] {
+        assert!(
+            first(member).is_none_or(|m| first(carrier).is_some_and(|c| c < m)),
+            "{member} is carried by {carrier} first: {sent:?}"
         );
     }
     browser.screenshot("families-mixed-group").await;

@@ -117,6 +117,8 @@ struct World {
     local: Vec<(u64, usize, bool)>,
     /// A family device's relay is locked (commands change nothing) from, until: (peer, from, until).
     locks: Vec<(usize, u64, u64)>,
+    /// Commands a family device took on a group's own topic (a Tasmota GroupTopic).
+    carried: u64,
 }
 
 fn matches(filter: &str, topic: &str) -> bool {
@@ -212,10 +214,18 @@ impl World {
             })
             .collect::<Vec<_>>();
         let mut devices = devices;
-        for address in family_addresses() {
+        for (i, address) in family_addresses().into_iter().enumerate() {
             let on = rng.bool();
-            let firmware = Firmware::new(address.clone(), on);
+            // Family devices share the groups: the Tasmota device by its GroupTopic (which the
+            // client learns from the device), the others as the operator puts them.
+            let group = GroupId::new(if i % 2 == 0 { "even" } else { "odd" }).unwrap();
+            let firmware =
+                Firmware::new(address.clone(), on).in_groups(vec![group.as_str().to_owned()]);
+            let tasmota = matches!(address, Address::Tasmota(_));
             let id = client.add_device(address, Timestamp::ZERO).unwrap();
+            if !tasmota {
+                client.assign_groups(&id, [group.clone()].into());
+            }
             let mut sc = SessionConfig::new(id.as_str());
             sc.will = firmware.will();
             let mut session = Session::new(sc, rng.u64(..)).unwrap();
@@ -227,7 +237,7 @@ impl World {
             session.connect(Timestamp::ZERO);
             devices.push(Device {
                 id,
-                groups: Vec::new(),
+                groups: vec![group],
                 session,
                 kind: Kind::Family {
                     firmware,
@@ -252,6 +262,7 @@ impl World {
             cuts_done: 0,
             local,
             locks,
+            carried: 0,
         }
     }
 
@@ -733,6 +744,7 @@ impl World {
             .filter(|m| m.phase == Phase::Succeeded)
             .count() as u64;
         let mut family = BTreeMap::new();
+        family.insert("carried by a GroupTopic".to_owned(), self.carried);
         for t in tids.iter().filter_map(|tid| tracker.get(tid)) {
             for (device, m) in &t.members {
                 let d = self.devices.iter().find(|d| &d.id == device).unwrap();
@@ -742,6 +754,9 @@ impl World {
                         None => m.phase.label().to_owned(),
                     };
                     *family.entry(how).or_default() += 1;
+                    if matches!(t.target, Target::Group(_)) {
+                        *family.entry("in a group command".to_owned()).or_default() += 1;
+                    }
                 }
             }
         }
@@ -846,6 +861,8 @@ fn a_client_and_devices_over_a_broker_stand_in_keep_every_rule() {
         "superseded",
         "unsupported",
         "contradicted",
+        "in a group command",
+        "carried by a GroupTopic",
     ] {
         assert!(
             family.get(how).copied().unwrap_or(0) > 0,

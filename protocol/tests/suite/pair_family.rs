@@ -43,6 +43,9 @@ impl World {
         let publishes = match ev {
             SessionEvent::Connected { .. } => firmware.on_connect(),
             SessionEvent::Message(m) => {
+                if m.topic.starts_with("cmnd/even/") || m.topic.starts_with("cmnd/odd/") {
+                    self.carried += 1;
+                }
                 let handled = firmware
                     .handle(&m.topic, &m.payload)
                     .unwrap_or_else(|e| panic!("the client sent {} a bad command: {e}", d.id));
