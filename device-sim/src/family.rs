@@ -40,8 +40,8 @@ pub fn address_for(family: Family, name: &DeviceId) -> Option<Address> {
 
 /// Runs one family device until `shutdown` says so; it leaves with its presence offline. The
 /// fleet's `--faults` apply as to Switchboard's devices: incoming commands dropped, doubled or
-/// delayed (`slow-ms` delays every one), answers dropped, doubled or delayed; and `stuck`
-/// commands change nothing.
+/// delayed (`slow-ms` delays every one), answers dropped, doubled or delayed; and a `stuck` relay
+/// does not switch.
 pub async fn run(
     address: Address,
     groups: Vec<String>,

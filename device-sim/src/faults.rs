@@ -10,7 +10,7 @@
 //! | `reorder-in`, `reorder-out` | probability of holding a message back so later ones overtake it |
 //! | `cut` | probability of losing power mid-command (the connection drops, the device reboots) |
 //! | `slow-ms` | how long acting on a command takes |
-//! | `stuck` | probability that a command is answered as usual but changes nothing (a relay held by something else, Tasmota's `PowerLock`; a Shelly answers with its lock error); devices of other families |
+//! | `stuck` | probability that the relay is held when a command comes (something else drives it, Tasmota's `PowerLock`): it does not switch; a device of another family answers as its firmware does (a Shelly with its lock error, the others with their unchanged state), a Switchboard device answers `failed` |
 
 use std::time::Duration;
 
@@ -39,7 +39,7 @@ pub struct Faults {
     pub cut: f64,
     /// Time spent acting on each command.
     pub slow: Duration,
-    /// A command changes nothing (devices of other families).
+    /// The relay is held: a command does not switch it.
     pub stuck: f64,
 }
 

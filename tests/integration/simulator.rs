@@ -556,3 +556,32 @@ async fn username_and_password() {
     assert!(err.to_string().contains("refused"), "{err:#}");
     fleet.stop(T).await;
 }
+
+/// `--faults stuck=1`: the relay is held, so a Switchboard device answers the light command
+/// `failed`, says why, and reports the light as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_relay_answers_failed_and_reports_the_light_unchanged() {
+    let broker = Broker::start(Kind::Mosquitto).await;
+    let faults = Faults::parse("stuck=1").unwrap();
+    let fleet = start_fleet(
+        specs("held", 1, &[], &faults),
+        fleet_options(&broker.url, None),
+    )
+    .await;
+    let t = send_command(&broker.url, to("held1"), Command::Light { on: true }, T).await;
+    assert_eq!(phase_of(&t, "held1"), Phase::Failed, "{:?}", t.members);
+    let response = t.members[&dev("held1")].response.as_ref().unwrap();
+    assert!(
+        response
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("held"),
+        "{response:?}"
+    );
+    assert!(!state_of(&t, "held1").light, "the light did not switch");
+    // A command that changes nothing is not held back.
+    let t = send_command(&broker.url, to("held1"), Command::Light { on: false }, T).await;
+    assert_eq!(phase_of(&t, "held1"), Phase::Succeeded, "{:?}", t.members);
+    fleet.stop(T).await;
+}

@@ -1,6 +1,7 @@
 //! What each command does to a simulated device: its state, its saved configuration, its firmware.
 
 use super::*;
+use switchboard_protocol::family::firmware::relay::{Relay, Switch};
 
 impl Device {
     /// Gives a command its effect. `Err` is a failure message.
@@ -12,7 +13,16 @@ impl Device {
         self.note(format!("executing {}", command.name()));
         match command {
             Command::Light { on } => {
-                self.state.light = *on;
+                // The same relay as every family's firmware; a held one answers the failure.
+                let mut relay = Relay::new(self.state.light);
+                let stuck = self.spec.faults.stuck;
+                relay.hold(stuck > 0.0 && self.rng.f64() < stuck);
+                let asked = Switch::to(*on);
+                if relay.is_held() && relay.target(asked) != relay.is_on() {
+                    return Err("the relay is held: the light did not switch".to_owned());
+                }
+                relay.apply(asked);
+                self.state.light = relay.is_on();
                 Ok(json!({ "light": on }))
             }
             Command::Led { on } => {

@@ -4,7 +4,8 @@
 
 use serde_json::{json, Value};
 
-use super::{component, retained};
+use super::esphome::component;
+use super::retained;
 use crate::family::esphome::{Component, Esphome};
 use crate::family::homeassistant::{Entity, Kind};
 use crate::family::tasmota::Tasmota;
