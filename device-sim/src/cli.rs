@@ -14,9 +14,9 @@ use switchboard_protocol::tracker::Target;
 use switchboard_protocol::{Command, DeviceId, GroupId};
 
 use crate::broker::EmbeddedBroker;
-use crate::device::{DeviceSpec, FleetOptions};
 use crate::faults::Faults;
 use crate::fleet::Fleet;
+use crate::fleet::{DeviceSpec, FleetOptions};
 use crate::send::{self, Payload, SendRequest};
 use crate::transport::{BrokerUrl, Endpoint, TlsFiles};
 

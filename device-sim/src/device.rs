@@ -6,8 +6,7 @@
 //! must survive a restart, and applies the configured faults.
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,21 +15,20 @@ use switchboard_protocol::envelope::{
     decode_request, text_response, Config, DeviceState, IncomingRequest, LogLines, Status,
     Telemetry, Tid, VERSION,
 };
-use switchboard_protocol::family::Address;
 use switchboard_protocol::gate::{Admission, DeviceGate, GateConfig, Reply};
 use switchboard_protocol::session::{
-    Message, ProtocolVersion, Publish, QoS, Session, SessionConfig, SessionEvent, Will,
+    Message, Publish, QoS, Session, SessionConfig, SessionEvent, Will,
 };
 use switchboard_protocol::topic::{self, Topic};
-use switchboard_protocol::{command, Command, DeviceId, GroupId};
+use switchboard_protocol::{command, Command, DeviceId};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::faults::{Delayed, Faults};
+use crate::faults::Delayed;
+use crate::fleet::{DeviceSpec, FleetOptions, Stats};
 use crate::journal::Journal;
 use crate::link::{now, Link, Wake};
 use crate::store::{DeviceRecord, Persisted, Store};
-use crate::transport::Endpoint;
 
 /// Firmware every device starts with.
 pub const FACTORY_FIRMWARE: &str = "1.0.0";
@@ -39,59 +37,6 @@ const LOG_LINES: usize = 50;
 
 /// How long a restarting device waits for the broker to acknowledge its answers before leaving.
 const LEAVE_WITHIN: Duration = Duration::from_secs(2);
-
-/// What every device of a fleet shares.
-#[derive(Clone, Debug)]
-pub struct FleetOptions {
-    /// The broker, and how to reach it.
-    pub endpoint: Endpoint,
-    /// MQTT version to try first (falls back to 3.1.1 when refused).
-    pub version: ProtocolVersion,
-    /// Keep-alive interval.
-    pub keep_alive: Duration,
-    /// Where devices keep what survives a restart; `None` keeps it in memory.
-    pub state_dir: Option<PathBuf>,
-    /// Default telemetry period; zero turns telemetry off until a device is told otherwise.
-    pub telemetry: Duration,
-    /// Record every execution by device and TID in [`Stats::executions`] (for tests and audits).
-    pub audit: bool,
-}
-
-/// One device's identity and faults.
-#[derive(Clone, Debug)]
-pub struct DeviceSpec {
-    /// Its id (and MQTT client id).
-    pub id: DeviceId,
-    /// Groups whose fan-out topic it subscribes to.
-    pub groups: Vec<GroupId>,
-    /// What goes wrong for it.
-    pub faults: Faults,
-    /// `None`: it speaks Switchboard's envelope (and the pattern document's text); otherwise the
-    /// family and address it plays.
-    pub family: Option<Address>,
-}
-
-/// Counters shared by a fleet, for the summary line.
-#[derive(Debug, Default)]
-pub struct Stats {
-    /// Devices connected now.
-    pub online: AtomicUsize,
-    /// Commands executed.
-    pub executed: AtomicU64,
-    /// Answers published (executions, replays and rejections).
-    pub answered: AtomicU64,
-    /// With [`FleetOptions::audit`]: how many times each device executed each TID.
-    pub executions: std::sync::Mutex<std::collections::HashMap<(DeviceId, Tid), u32>>,
-}
-
-impl Stats {
-    /// How many times `device` executed `tid` (needs [`FleetOptions::audit`]).
-    pub fn executions_of(&self, device: &DeviceId, tid: &Tid) -> u32 {
-        self.executions
-            .lock()
-            .map_or(0, |m| m.get(&(device.clone(), *tid)).copied().unwrap_or(0))
-    }
-}
 
 /// Runs a device until `shutdown` says so, then leaves its retained status offline.
 pub async fn run(
@@ -137,6 +82,7 @@ pub async fn run(
 }
 
 mod act;
+mod lifecycle;
 
 struct Device {
     spec: DeviceSpec,
@@ -195,59 +141,6 @@ impl Device {
         let from = d.store.load()?.unwrap_or_default();
         let replies = d.reboot(from).await;
         Ok((d, replies))
-    }
-
-    /// Starts from what survived (`from`) and applies the saved configuration.
-    async fn reboot(&mut self, from: Persisted) -> Vec<Reply> {
-        let Persisted {
-            device: mut p,
-            gate: snapshot,
-        } = from;
-        p.boots += 1;
-        if p.firmware.is_empty() {
-            p.firmware = FACTORY_FIRMWARE.to_owned();
-        }
-        let cfg = p.saved_config.clone();
-        let default_ms = u64::try_from(self.opts.telemetry.as_millis()).unwrap_or(0);
-        self.state = DeviceState {
-            light: cfg.light_on_boot.unwrap_or(false),
-            led: false,
-            telemetry_interval_ms: cfg.telemetry_interval_ms.unwrap_or(default_ms),
-            config: cfg,
-            pending_config: None,
-            firmware: p.firmware.clone(),
-            sequences: Default::default(),
-            boots: p.boots,
-        };
-        let (gate, replies) = DeviceGate::restore(
-            gate_config(&self.spec.id, &self.store),
-            snapshot,
-            &self.state,
-            now(),
-        );
-        self.gate = gate;
-        self.record = p;
-        self.persist().await;
-        self.state.sequences = self.gate.sequence_positions();
-        if !self.inbox.is_empty() {
-            tracing::info!(
-                device = %self.spec.id,
-                count = self.inbox.len(),
-                "restart loses commands held back by injected delays; the application retransmits them"
-            );
-            self.inbox.clear();
-        }
-        self.schedule_telemetry();
-        if !replies.is_empty() {
-            self.note(format!(
-                "boot {}: {} command(s) were cut off and are reported interrupted",
-                self.state.boots,
-                replies.len()
-            ));
-        } else {
-            self.note(format!("boot {}", self.state.boots));
-        }
-        replies
     }
 
     fn session_config(&self) -> SessionConfig {
@@ -515,49 +408,6 @@ impl Device {
                 tracing::debug!(device = %self.spec.id, %tid, "duplicate of a command in progress");
             }
         }
-    }
-
-    /// Says goodbye (retained status offline), leaves once the broker has its answers (see
-    /// `leaving`), and comes back after `delay`.
-    fn restart(&mut self, link: &mut Link, delay: Duration) {
-        self.note(format!("restarting for {} ms", delay.as_millis()));
-        let status = self.status(false);
-        self.publish(link, status);
-        self.leaving = Some((Instant::now() + LEAVE_WITHIN, delay));
-    }
-
-    /// Loses power mid-command: the connection drops without a word (the broker publishes the Last
-    /// Will), the device boots again from storage and reports what it was doing as interrupted.
-    async fn power_cut(&mut self, link: &mut Link) {
-        tracing::info!(device = %self.spec.id, "power cut mid-command (injected fault)");
-        link.cut();
-        self.went_offline();
-        self.reboot_and_report(link).await;
-    }
-
-    /// Boots again and answers what the previous life left unfinished (queued until connected).
-    async fn reboot_and_report(&mut self, link: &mut Link) {
-        // What is on disk is what the gate and the record hold once everything is saved.
-        self.persist().await;
-        let from = Persisted {
-            device: self.record.clone(),
-            gate: self.gate.snapshot(),
-        };
-        for r in self.reboot(from).await {
-            self.respond(link, &r);
-        }
-    }
-
-    /// Clean shutdown: retained status offline, DISCONNECT.
-    async fn go_offline(&mut self, link: &mut Link) {
-        if link.session().is_connected() {
-            let status = self.status(false);
-            self.publish(link, status);
-        }
-        link.session_mut().disconnect(now());
-        let mut events = Vec::new();
-        link.flush(&mut events).await;
-        self.went_offline();
     }
 }
 

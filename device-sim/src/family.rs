@@ -21,8 +21,8 @@ use switchboard_protocol::DeviceId;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::device::{FleetOptions, Stats};
 use crate::faults::{Delayed, Faults};
+use crate::fleet::{FleetOptions, Stats};
 use crate::link::{now, Link, Wake};
 
 /// The address a simulated device of `family` named `name` takes: its name is the Tasmota topic,

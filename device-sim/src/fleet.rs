@@ -1,17 +1,77 @@
-//! A fleet: many devices on one tokio runtime, a summary line, and a clean stop.
+//! A fleet: many devices on one tokio runtime, what they share (options, counters) and what
+//! each is (its spec), a summary line, and a clean stop.
 
-use std::sync::atomic::Ordering;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use switchboard_protocol::envelope::Tid;
 use switchboard_protocol::family::Address;
+use switchboard_protocol::session::ProtocolVersion;
+use switchboard_protocol::{DeviceId, GroupId};
 
-use crate::device::{self, DeviceSpec, FleetOptions, Stats};
+use crate::device;
 use crate::family;
+use crate::faults::Faults;
 use crate::journal::Journal;
+use crate::transport::Endpoint;
+
+/// What every device of a fleet shares.
+#[derive(Clone, Debug)]
+pub struct FleetOptions {
+    /// The broker, and how to reach it.
+    pub endpoint: Endpoint,
+    /// MQTT version to try first (falls back to 3.1.1 when refused).
+    pub version: ProtocolVersion,
+    /// Keep-alive interval.
+    pub keep_alive: Duration,
+    /// Where devices keep what survives a restart; `None` keeps it in memory.
+    pub state_dir: Option<PathBuf>,
+    /// Default telemetry period; zero turns telemetry off until a device is told otherwise.
+    pub telemetry: Duration,
+    /// Record every execution by device and TID in [`Stats::executions`] (for tests and audits).
+    pub audit: bool,
+}
+
+/// One device's identity and faults.
+#[derive(Clone, Debug)]
+pub struct DeviceSpec {
+    /// Its id (and MQTT client id).
+    pub id: DeviceId,
+    /// Groups whose fan-out topic it subscribes to.
+    pub groups: Vec<GroupId>,
+    /// What goes wrong for it.
+    pub faults: Faults,
+    /// `None`: it speaks Switchboard's envelope (and the pattern document's text); otherwise the
+    /// family and address it plays.
+    pub family: Option<Address>,
+}
+
+/// Counters shared by a fleet, for the summary line.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Devices connected now.
+    pub online: AtomicUsize,
+    /// Commands executed.
+    pub executed: AtomicU64,
+    /// Answers published (executions, replays and rejections).
+    pub answered: AtomicU64,
+    /// With [`FleetOptions::audit`]: how many times each device executed each TID.
+    pub executions: std::sync::Mutex<std::collections::HashMap<(DeviceId, Tid), u32>>,
+}
+
+impl Stats {
+    /// How many times `device` executed `tid` (needs [`FleetOptions::audit`]).
+    pub fn executions_of(&self, device: &DeviceId, tid: &Tid) -> u32 {
+        self.executions
+            .lock()
+            .map_or(0, |m| m.get(&(device.clone(), *tid)).copied().unwrap_or(0))
+    }
+}
 
 /// A running fleet.
 #[derive(Debug)]

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use device_sim::device::DeviceSpec;
 use device_sim::faults::Faults;
+use device_sim::fleet::DeviceSpec;
 use device_sim::send::{Operator, OperatorOptions};
 use switchboard_protocol::family::confirm::ConfirmedBy;
 use switchboard_protocol::family::{Address, Family};

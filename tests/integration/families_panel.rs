@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use device_sim::device::DeviceSpec;
 use device_sim::faults::Faults;
+use device_sim::fleet::DeviceSpec;
 use switchboard_protocol::family::Family;
 
 use crate::families::{family_spec, one_of_each};

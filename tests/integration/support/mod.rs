@@ -8,9 +8,9 @@ pub mod reference;
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
-use device_sim::device::{DeviceSpec, FleetOptions};
 use device_sim::faults::Faults;
 use device_sim::fleet::Fleet;
+use device_sim::fleet::{DeviceSpec, FleetOptions};
 use device_sim::send::{self, Payload, SendRequest};
 use device_sim::transport::{BrokerUrl, Endpoint};
 use switchboard_protocol::session::ProtocolVersion;
