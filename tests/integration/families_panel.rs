@@ -283,6 +283,18 @@ async fn a_stuck_relay_ends_contradicted_and_a_gone_one_timed_out_offline() {
         fleet_options(&broker.url, None),
     )
     .await;
+    // The broker holds its announcements before it goes (a loaded machine may be slow to send).
+    let until = std::time::Instant::now() + T;
+    while collect(
+        &broker.url,
+        &["tasmota/discovery/+/config"],
+        Duration::from_millis(300),
+    )
+    .await
+    .is_empty()
+    {
+        assert!(std::time::Instant::now() < until, "gone1 announced itself");
+    }
     gone.stop(T).await;
     let fleet = start_fleet(
         vec![DeviceSpec {
