@@ -361,7 +361,12 @@ impl Device {
             Err(e) => {
                 tracing::warn!(device = %self.spec.id, error = %e, "malformed command");
                 self.note(format!("malformed command: {e}"));
-                self.respond(link, &Reply::Text(text_response(false, &m.payload)));
+                // With its TID where it can be read, so the application can tie it to its command.
+                let reply = self
+                    .gate
+                    .refuse_malformed(&m.payload, &e, &self.state)
+                    .unwrap_or_else(|| Reply::Text(text_response(false, &m.payload)));
+                self.respond(link, &reply);
                 return;
             }
         };

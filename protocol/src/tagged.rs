@@ -27,6 +27,7 @@ enum RejectionKind {
     UnknownCommand,
     InvalidArguments,
     Malformed,
+    TidConflict,
 }
 
 /// A [`Rejection`] as it is read.
@@ -68,6 +69,9 @@ impl TryFrom<FlatRejection> for Rejection {
             },
             RejectionKind::Malformed => Rejection::Malformed {
                 detail: need(f.detail, "detail", "malformed")?,
+            },
+            RejectionKind::TidConflict => Rejection::TidConflict {
+                command: need(f.command, "command", "tid_conflict")?,
             },
         })
     }
@@ -266,6 +270,9 @@ mod tests {
             },
             Rejection::Malformed {
                 detail: "not JSON".into(),
+            },
+            Rejection::TidConflict {
+                command: "light".into(),
             },
         ]
     }

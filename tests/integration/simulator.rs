@@ -585,3 +585,87 @@ async fn a_held_relay_answers_failed_and_reports_the_light_unchanged() {
     assert_eq!(phase_of(&t, "held1"), Phase::Succeeded, "{:?}", t.members);
     fleet.stop(T).await;
 }
+
+/// Requests a person might get wrong, published straight to a simulated device: one with a valid
+/// TID and a bad field is refused as `malformed` in JSON, carrying that TID; a TID used again for
+/// another command is refused as a conflict, carrying the first command's name; the first
+/// command's own retransmission still gets its answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_with_a_readable_tid_are_refused_with_it() {
+    use crate::support::{collect, publish_raw};
+    use switchboard_protocol::envelope::{decode_response, IncomingResponse, Outcome};
+
+    let broker = Broker::start(Kind::Mosquitto).await;
+    let fleet = start_fleet(
+        specs("strict", 1, &[], &Faults::default()),
+        fleet_options(&broker.url, None),
+    )
+    .await;
+    let request = |tid: &str, seq: i64, cmd: &str, args: serde_json::Value| {
+        serde_json::json!({"v": 1, "tid": tid, "issuer": "person", "seq": seq, "cmd": cmd,
+            "args": args, "issued_at": 0})
+        .to_string()
+        .into_bytes()
+    };
+    let (t1, t2) = (
+        "0f8fad5b-d9cb-469f-a165-70867728950e",
+        "7c9e6679-7425-40de-944b-e07fc1f90ae7",
+    );
+    let url = broker.url.clone();
+    let watch =
+        tokio::spawn(
+            async move { collect(&url, &["cmd/strict1/resp"], Duration::from_secs(3)).await },
+        );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let topic = "cmd/strict1/req";
+    publish_raw(
+        &broker.url,
+        &[
+            (
+                topic,
+                &request(t1, -1, "light", serde_json::json!({"on": true})),
+            ),
+            (
+                topic,
+                &request(t2, 1, "light", serde_json::json!({"on": true})),
+            ),
+            (
+                topic,
+                &request(t2, 2, "restart", serde_json::json!({"delay_ms": 100})),
+            ),
+            (
+                topic,
+                &request(t2, 1, "light", serde_json::json!({"on": true})),
+            ),
+        ],
+    )
+    .await;
+    let answers: Vec<_> = watch
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, _, payload)| match decode_response(&payload) {
+            Ok(IncomingResponse::Envelope(r)) => r,
+            other => panic!("a JSON answer, got {other:?}"),
+        })
+        .collect();
+    assert_eq!(answers.len(), 4, "every request answered: {answers:?}");
+    assert_eq!(answers[0].tid.to_string(), t1);
+    assert!(
+        matches!(&answers[0].outcome, Outcome::Rejected { reason: Rejection::Malformed { detail } } if detail.contains("field `seq`")),
+        "{:?}",
+        answers[0]
+    );
+    assert_eq!(answers[1].outcome, Outcome::Succeeded);
+    assert_eq!(
+        answers[2].outcome,
+        Outcome::Rejected {
+            reason: Rejection::TidConflict {
+                command: "light".into()
+            }
+        }
+    );
+    assert_eq!(answers[3].outcome, Outcome::Succeeded, "the replay");
+    assert_eq!(answers[3].result, answers[1].result);
+    fleet.stop(T).await;
+}

@@ -113,6 +113,17 @@ impl Request {
         // Serialising this struct cannot fail: every field is plain data with string keys.
         serde_json::to_vec(self).unwrap_or_default()
     }
+
+    /// A digest of what the request asks (its encoding as read: the same for every
+    /// retransmission, different for another command under the same TID). 64-bit FNV-1a: fixed
+    /// for good, since devices keep it across restarts.
+    pub fn digest(&self) -> u64 {
+        const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+        const PRIME: u64 = 0x0100_0000_01b3;
+        self.encode()
+            .iter()
+            .fold(OFFSET, |h, b| (h ^ u64::from(*b)).wrapping_mul(PRIME))
+    }
 }
 
 /// Why a device refused a command without running it.
@@ -160,6 +171,12 @@ pub enum Rejection {
         /// What is wrong with it.
         detail: String,
     },
+    /// The TID already named another command: a TID is one command, and its retransmissions
+    /// are that command again, byte for byte.
+    TidConflict {
+        /// The command the TID named first.
+        command: String,
+    },
 }
 
 impl Rejection {
@@ -172,6 +189,7 @@ impl Rejection {
             Rejection::UnknownCommand { .. } => "unknown_command",
             Rejection::InvalidArguments { .. } => "invalid_arguments",
             Rejection::Malformed { .. } => "malformed",
+            Rejection::TidConflict { .. } => "tid_conflict",
         }
     }
 }
@@ -197,6 +215,10 @@ impl fmt::Display for Rejection {
             Rejection::UnknownCommand { command } => write!(f, "unknown command {command:?}"),
             Rejection::InvalidArguments { detail } => write!(f, "invalid arguments: {detail}"),
             Rejection::Malformed { detail } => write!(f, "malformed command: {detail}"),
+            Rejection::TidConflict { command } => write!(
+                f,
+                "this TID already named another command ({command}); a new command needs a new TID"
+            ),
         }
     }
 }
@@ -377,6 +399,33 @@ pub fn decode_request(bytes: &[u8]) -> Result<IncomingRequest, DecodeError> {
     } else {
         Ok(IncomingRequest::Text(bytes.to_vec()))
     }
+}
+
+/// The TID and command name of a JSON request that [`decode_request`] refused, where they can be
+/// read (a valid envelope apart from a bad field: a negative `seq`, an issuer with `/`, a group
+/// `#`, an unknown field shape), so that the refusal can carry the TID and the application tie it
+/// to its command. `None` for text, for JSON with no readable `tid`, and for a payload larger than
+/// [`MAX_PAYLOAD`] (which is never parsed).
+pub fn readable_tid(bytes: &[u8]) -> Option<(Tid, String)> {
+    #[derive(Deserialize)]
+    struct Ids {
+        tid: Tid,
+        #[serde(default)]
+        cmd: serde_json::Value,
+    }
+    if bytes.len() > MAX_PAYLOAD || !looks_like_json(bytes) {
+        return None;
+    }
+    // Only the two fields are read; every other field is skipped whatever its shape.
+    let ids: Ids = serde_json::from_slice(bytes).ok()?;
+    let cmd = ids
+        .cmd
+        .as_str()
+        .unwrap_or_default()
+        .chars()
+        .take(64)
+        .collect();
+    Some((ids.tid, cmd))
 }
 
 /// Decodes what arrived on a response topic.

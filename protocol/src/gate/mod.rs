@@ -85,6 +85,17 @@ struct Finished {
     /// Until when a retransmission may arrive (the request's expiry).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     expires_at: Option<Timestamp>,
+    /// [`Request::digest`] of what ran under the TID (none for text commands, and in records
+    /// written before digests were kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    digest: Option<u64>,
+}
+
+/// What the gate keeps of a request to tell its retransmissions from another command: the
+/// envelope's digest, or a text command's payload (which its answer quotes).
+enum Kept {
+    Envelope(u64),
+    Text(Vec<u8>),
 }
 
 /// A command being executed, as written to the journal.
@@ -105,6 +116,9 @@ pub struct JournalEntry {
     /// The index (in the gate's configuration) of the sequence it is a step of.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sequence: Option<usize>,
+    /// [`Request::digest`] of the request (none for a text command).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<u64>,
 }
 
 /// Everything the gate must keep across a restart. Serialise it with serde and store it.
@@ -246,6 +260,7 @@ impl DeviceGate {
                 outcome,
                 result: serde_json::Value::Null,
                 expires_at: entry.expires_at,
+                digest: entry.digest,
             };
             replies.push(gate.reply_for(&finished, entry.text.as_deref(), state));
             gate.remember(finished, now);
@@ -301,10 +316,25 @@ impl DeviceGate {
 
     /// Decides what to do with an enveloped request.
     pub fn admit(&mut self, req: &Request, now: Timestamp, state: &DeviceState) -> Admission {
-        if self.journal.iter().any(|j| j.tid == req.tid) {
+        let digest = req.digest();
+        // Another command under a TID already used is refused, and the TID's own answer kept.
+        let conflict = |known: Option<u64>, cmd: &str| {
+            known
+                .filter(|d| *d != digest)
+                .map(|_| Rejection::TidConflict {
+                    command: cmd.to_owned(),
+                })
+        };
+        if let Some(j) = self.journal.iter().find(|j| j.tid == req.tid) {
+            if let Some(reason) = conflict(j.digest, &j.cmd) {
+                return Admission::Reject(self.refusal(req.tid, req.cmd.clone(), reason, state));
+            }
             return Admission::InProgress { tid: req.tid };
         }
         if let Some(f) = self.recent.get(&req.tid) {
+            if let Some(reason) = conflict(f.digest, &f.cmd) {
+                return Admission::Reject(self.refusal(req.tid, req.cmd.clone(), reason, state));
+            }
             return Admission::Replay(self.reply_for(f, None, state));
         }
         let expires_at = req.expires_at();
@@ -312,7 +342,7 @@ impl DeviceGate {
             return self.reject(
                 req.tid,
                 &req.cmd,
-                None,
+                Kept::Envelope(digest),
                 expires_at,
                 Rejection::Expired { expired_at },
                 now,
@@ -325,13 +355,52 @@ impl DeviceGate {
                 last_seq,
                 got_seq: req.seq,
             };
-            return self.reject(req.tid, &req.cmd, None, expires_at, reason, now, state);
+            let kept = Kept::Envelope(digest);
+            return self.reject(req.tid, &req.cmd, kept, expires_at, reason, now, state);
         }
         self.record_seq(&req.issuer, req.seq);
+        let kept = Kept::Envelope(digest);
         match Command::from_parts(&req.cmd, &req.args) {
-            Ok(command) => self.start(req.tid, command, None, expires_at, now, state),
-            Err(reason) => self.reject(req.tid, &req.cmd, None, expires_at, reason, now, state),
+            Ok(command) => self.start(req.tid, command, kept, expires_at, now, state),
+            Err(reason) => self.reject(req.tid, &req.cmd, kept, expires_at, reason, now, state),
         }
+    }
+
+    /// A JSON request that could not be decoded (`error`) but whose TID can be read: the answer
+    /// is a `malformed` rejection carrying that TID (remembered nowhere: nothing ran). `None`
+    /// when no TID can be read; the device then answers in the text form, which carries none.
+    pub fn refuse_malformed(
+        &self,
+        payload: &[u8],
+        error: &crate::error::DecodeError,
+        state: &DeviceState,
+    ) -> Option<Reply> {
+        let (tid, cmd) = crate::envelope::readable_tid(payload)?;
+        // Read again, off the hot path, to name the field that is wrong.
+        let mut de = serde_json::Deserializer::from_slice(payload);
+        let detail = match serde_path_to_error::deserialize::<_, Request>(&mut de) {
+            Err(e) if !matches!(e.path().to_string().as_str(), "" | ".") => {
+                format!("field `{}`: {}", e.path(), e.inner())
+            }
+            _ => error.to_string(),
+        };
+        let reason = Rejection::Malformed { detail };
+        Some(self.refusal(tid, cmd, reason, state))
+    }
+
+    /// The answer refusing command `cmd` under `tid` for `reason`, remembered nowhere: the TID's
+    /// memory, if any, stays that of the command it named first.
+    fn refusal(&self, tid: Tid, cmd: String, reason: Rejection, state: &DeviceState) -> Reply {
+        let refused = Finished {
+            tid,
+            cmd,
+            error: Some(reason.to_string()),
+            outcome: Outcome::Rejected { reason },
+            result: serde_json::Value::Null,
+            expires_at: None,
+            digest: None,
+        };
+        self.reply_for(&refused, None, state)
     }
 
     /// Decides what to do with a plain-text command. `tid` is an id the device makes up for it so it
@@ -344,11 +413,12 @@ impl DeviceGate {
         state: &DeviceState,
     ) -> Admission {
         let text = String::from_utf8_lossy(payload);
+        let kept = Kept::Text(payload.to_vec());
         match Command::parse_text(&text) {
-            Ok(command) => self.start(tid, command, Some(payload.to_vec()), None, now, state),
+            Ok(command) => self.start(tid, command, kept, None, now, state),
             Err(reason) => {
                 let name = text.split(':').next().unwrap_or_default().trim().to_owned();
-                self.reject(tid, &name, Some(payload), None, reason, now, state)
+                self.reject(tid, &name, kept, None, reason, now, state)
             }
         }
     }
@@ -369,6 +439,7 @@ impl DeviceGate {
             .map(|i| self.journal.remove(i));
         let ok = outcome.is_ok();
         let expires_at = entry.as_ref().and_then(|e| e.expires_at);
+        let digest = entry.as_ref().and_then(|e| e.digest);
         if let Some(seq) = entry
             .and_then(|e| e.sequence)
             .and_then(|i| self.sequences.get_mut(i))
@@ -390,6 +461,7 @@ impl DeviceGate {
             result,
             error,
             expires_at,
+            digest,
         };
         let reply = self.reply_for(&finished, ticket.text.as_deref(), state);
         self.remember(finished, now);
@@ -401,7 +473,7 @@ impl DeviceGate {
         &mut self,
         tid: Tid,
         command: Command,
-        text: Option<Vec<u8>>,
+        kept: Kept,
         expires_at: Option<Timestamp>,
         now: Timestamp,
         state: &DeviceState,
@@ -410,13 +482,16 @@ impl DeviceGate {
         for (i, seq) in self.sequences.iter_mut().enumerate() {
             if let Some(k) = seq.step_index(command.name()) {
                 if let Err(reason) = seq.start(k) {
-                    let text = text.as_deref();
-                    return self.reject(tid, command.name(), text, expires_at, reason, now, state);
+                    return self.reject(tid, command.name(), kept, expires_at, reason, now, state);
                 }
                 sequence = Some(i);
                 break;
             }
         }
+        let (text, digest) = match kept {
+            Kept::Envelope(d) => (None, Some(d)),
+            Kept::Text(t) => (Some(t), None),
+        };
         self.journal.push(JournalEntry {
             tid,
             cmd: command.name().to_owned(),
@@ -424,6 +499,7 @@ impl DeviceGate {
             expires_at,
             text: text.clone(),
             sequence,
+            digest,
         });
         self.dirty = true;
         Admission::Execute(Ticket { tid, command, text })
@@ -434,12 +510,16 @@ impl DeviceGate {
         &mut self,
         tid: Tid,
         cmd: &str,
-        text: Option<&[u8]>,
+        kept: Kept,
         expires_at: Option<Timestamp>,
         reason: Rejection,
         now: Timestamp,
         state: &DeviceState,
     ) -> Admission {
+        let (text, digest) = match &kept {
+            Kept::Envelope(d) => (None, Some(*d)),
+            Kept::Text(t) => (Some(t.as_slice()), None),
+        };
         let finished = Finished {
             tid,
             cmd: cmd.to_owned(),
@@ -447,6 +527,7 @@ impl DeviceGate {
             outcome: Outcome::Rejected { reason },
             result: serde_json::Value::Null,
             expires_at,
+            digest,
         };
         let reply = self.reply_for(&finished, text, state);
         if text.is_none() {

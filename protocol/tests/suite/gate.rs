@@ -388,3 +388,106 @@ fn tids_are_remembered_while_retransmissions_may_come_and_no_longer() {
     let reason = rejection(g.admit(&reqs[0], now(), &DeviceState::default()));
     assert!(matches!(reason, Rejection::OutOfOrder { .. }));
 }
+
+#[test]
+fn a_tid_replayed_with_another_command_is_a_conflict_and_the_first_answer_stays() {
+    let mut rng = fastrand::Rng::with_seed(41);
+    let mut g = gate();
+    let first = req(&mut rng, 1, "light", json!({"on": true}));
+    let answer = run(&mut g, &first);
+    let mut other = req(&mut rng, 2, "led", json!({"on": true}));
+    other.tid = first.tid;
+    let refused = g.admit(&other, now(), &DeviceState::default());
+    let Admission::Reject(Reply::Envelope(r)) = &refused else {
+        panic!("expected a rejection, got {refused:?}");
+    };
+    assert_eq!(r.tid, first.tid, "the refusal carries the TID");
+    assert_eq!(
+        rejection(refused),
+        Rejection::TidConflict {
+            command: "light".into()
+        }
+    );
+    // The same arguments under another sequence number are another request too.
+    let mut same_cmd = first.clone();
+    same_cmd.seq = 9;
+    assert!(matches!(
+        rejection(g.admit(&same_cmd, now(), &DeviceState::default())),
+        Rejection::TidConflict { .. }
+    ));
+    // The first command's retransmission still gets the first answer.
+    match g.admit(&first, now(), &DeviceState::default()) {
+        Admission::Replay(again) => assert_eq!(again, answer),
+        other => panic!("expected the replay, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_tid_reused_while_its_command_runs_is_a_conflict() {
+    let mut rng = fastrand::Rng::with_seed(42);
+    let mut g = gate();
+    let first = req(&mut rng, 1, "light", json!({"on": true}));
+    let Admission::Execute(ticket) = g.admit(&first, now(), &DeviceState::default()) else {
+        panic!("runs");
+    };
+    let mut other = req(&mut rng, 2, "light", json!({"on": false}));
+    other.tid = first.tid;
+    assert!(matches!(
+        rejection(g.admit(&other, now(), &DeviceState::default())),
+        Rejection::TidConflict { .. }
+    ));
+    assert!(matches!(
+        g.admit(&first, now(), &DeviceState::default()),
+        Admission::InProgress { .. }
+    ));
+    let _ = g.finish(ticket, Ok(json!({})), &DeviceState::default(), now());
+}
+
+#[test]
+fn a_request_with_a_readable_tid_and_a_bad_field_is_refused_as_malformed_with_its_tid() {
+    use switchboard_protocol::envelope::decode_request;
+    let g = gate();
+    let tid = Tid::random(&mut fastrand::Rng::with_seed(43));
+    let bad_fields = [
+        ("seq", json!(-1)),
+        ("ttl_ms", json!(-5)),
+        ("issuer", json!("a/b")),
+        ("group", json!("#")),
+        ("v", json!("1")),
+        ("seq", json!("one")),
+        ("issued_at", json!({"at": 0})),
+    ];
+    for (field, value) in bad_fields {
+        let mut v = json!({"v": 1, "tid": tid.to_string(), "issuer": "app", "seq": 1,
+            "cmd": "light", "args": {"on": true}, "issued_at": 0});
+        v[field] = value;
+        let payload = v.to_string();
+        let error = decode_request(payload.as_bytes()).expect_err(&payload);
+        let Some(Reply::Envelope(r)) =
+            g.refuse_malformed(payload.as_bytes(), &error, &DeviceState::default())
+        else {
+            panic!("{payload}: no envelope refusal");
+        };
+        assert_eq!(r.tid, tid, "{payload}");
+        assert_eq!(r.cmd, "light");
+        let Outcome::Rejected {
+            reason: Rejection::Malformed { detail },
+        } = &r.outcome
+        else {
+            panic!("{payload}: {r:?}");
+        };
+        assert!(
+            detail.contains(&format!("`{field}`")),
+            "names {field}: {detail}"
+        );
+    }
+    // No TID to read: no envelope (the device answers in the text form).
+    for payload in [&b"{not json"[..], br#"{"v":1,"tid":"nope"}"#, b"light: on"] {
+        let error = decode_request(payload).err();
+        if let Some(error) = error {
+            assert!(g
+                .refuse_malformed(payload, &error, &DeviceState::default())
+                .is_none());
+        }
+    }
+}
