@@ -68,6 +68,18 @@ pub enum SessionEvent {
     },
     /// The broker broke the protocol; the connection is being closed.
     ProtocolError(String),
+    /// A message larger than [`max_packet_size`](super::SessionConfig::max_packet_size) was
+    /// passed over unread. Only on MQTT 3.1.1, which cannot tell the broker the limit (an MQTT 5
+    /// broker drops such a message itself); it was acknowledged, so the broker does not send it
+    /// again, and the connection goes on.
+    Dropped {
+        /// Its topic.
+        topic: String,
+        /// Its size in bytes.
+        size: usize,
+        /// The limit it broke.
+        max: u32,
+    },
 }
 
 /// Where the session stands, for display and decisions.

@@ -40,6 +40,7 @@
 mod config;
 mod engine;
 mod event;
+mod framing;
 mod lifecycle;
 mod message;
 mod outbox;
@@ -70,6 +71,7 @@ pub use event::{ConnectionState, SessionError, SessionEvent};
 pub use message::{Message, Publish, PublishId};
 pub use packets::only_acknowledgements;
 
+use framing::{Framer, Piece};
 use outbox::Outbox;
 use send::check_publish;
 use subscriptions::Subscriptions;
@@ -116,6 +118,8 @@ pub struct Session {
     timers: Timers,
     /// The first bytes of the handshake, to recognise a 3.1.1 broker refusing an MQTT 5 CONNECT.
     handshake_head: Vec<u8>,
+    /// Cuts the broker's bytes at packet boundaries, passing over a PUBLISH too large to take.
+    framer: Framer,
     /// Bytes for the transport.
     tx: Vec<u8>,
     events: VecDeque<SessionEvent>,
@@ -143,6 +147,7 @@ impl Session {
     /// seeds give equal delays.
     pub fn new(config: SessionConfig, rng_seed: u64) -> Result<Self, SessionError> {
         config.validate()?;
+        let framer = Framer::new(config.max_packet_size, false);
         Ok(Session {
             attempt_version: config.version,
             config,
@@ -154,6 +159,7 @@ impl Session {
             attempt: 0,
             timers: Timers::default(),
             handshake_head: Vec::new(),
+            framer,
             tx: Vec::new(),
             events: VecDeque::new(),
             outbox: Outbox::default(),
@@ -214,6 +220,10 @@ impl Session {
         conn.set_pingresp_recv_timeout(ping_timeout);
         self.attempt_version = version;
         self.handshake_head.clear();
+        self.framer = Framer::new(
+            self.config.max_packet_size,
+            version == ProtocolVersion::V3_1_1,
+        );
         let packet = match wire::connect_packet(&self.config, version) {
             Ok(packet) => packet,
             Err(e) => {
@@ -264,26 +274,58 @@ impl Session {
             self.handshake_head
                 .extend_from_slice(data.get(..take).unwrap_or_default());
         }
+        for piece in self.framer.split(data) {
+            let ended = match piece {
+                Piece::Bytes(bytes) => self.feed(&bytes, now),
+                Piece::Skipped(skipped) => {
+                    self.passed_over(skipped);
+                    false
+                }
+            };
+            if ended {
+                break;
+            }
+        }
+    }
+
+    /// Hands bytes to the protocol engine; `true` when they ended the connection.
+    fn feed(&mut self, data: &[u8], now: Timestamp) -> bool {
         let end = u64::try_from(data.len()).unwrap_or(u64::MAX);
         let mut cursor = Cursor::new(data);
         while cursor.position() < end {
             let before = cursor.position();
             let Some(conn) = self.conn.as_mut() else {
-                break;
+                return true;
             };
             let events = conn.recv(&mut cursor);
             let flow = self.apply(events, now);
             if self.conn.is_none() {
-                break; // a packet ended the connection; the rest of `data` belongs to nobody
+                return true; // a packet ended the connection; the rest belongs to nobody
             }
             if flow.error.is_some() || flow.close {
                 self.protocol_failure(flow.error, now);
-                break;
+                return true;
             }
             if cursor.position() == before {
                 break;
             }
         }
+        self.conn.is_none()
+    }
+
+    /// A PUBLISH too large to take was passed over (MQTT 3.1.1): acknowledged at QoS 1, so the
+    /// broker does not send it again, and reported.
+    fn passed_over(&mut self, skipped: framing::Skipped) {
+        if let Some(id) = skipped.packet_id {
+            let [hi, lo] = id.to_be_bytes();
+            // PUBACK: the engine tracks no state for an incoming QoS 1 message.
+            self.tx.extend_from_slice(&[0x40, 0x02, hi, lo]);
+        }
+        self.events.push_back(SessionEvent::Dropped {
+            topic: skipped.topic,
+            size: skipped.size,
+            max: self.config.max_packet_size,
+        });
     }
 
     /// Bytes to write to the transport, all that is pending in one buffer. QoS 0 publishes among

@@ -1761,3 +1761,72 @@ fn fuzzed_broker_input_never_panics() {
         assert!(h.session.offline_queue_len() + h.session.in_flight_len() <= 1);
     }
 }
+
+/// A 3.1.1 broker cannot be told the limit: a message larger than it is passed over unread and
+/// acknowledged (else the persistent session would bring it back on every reconnect), and the
+/// connection goes on with the next message.
+#[test]
+fn on_3_1_1_an_oversized_message_is_dropped_acknowledged_and_the_connection_goes_on() {
+    let mut h = Harness::new(SessionConfig {
+        max_packet_size: 1024,
+        ..config(V3)
+    });
+    h.connect(false);
+    h.take_events();
+    let publish = |id: u16, payload: Vec<u8>| {
+        v3_1_1::Publish::builder()
+            .topic_name("cmd/d1/req")
+            .unwrap()
+            .qos(Qos::AtLeastOnce)
+            .packet_id(id)
+            .payload(payload)
+            .build()
+            .unwrap()
+    };
+    let big: Packet = publish(7, vec![b'x'; 1 << 20]).into();
+    let big_len = big.to_continuous_buffer().len();
+    // Sent by the broker's engine (so its state expects the acknowledgements), handed over in
+    // pieces as a socket would.
+    h.broker().conn.register_packet_id(7).unwrap();
+    h.broker().conn.register_packet_id(8).unwrap();
+    h.broker().send(big);
+    h.broker().send(publish(8, b"light: on".to_vec()));
+    let bytes = std::mem::take(&mut h.broker().out);
+    let now = h.now();
+    for chunk in bytes.chunks(1460) {
+        h.session.handle_bytes(chunk, now);
+    }
+    h.pump();
+    let events = h.take_events();
+    assert!(
+        events.contains(&SessionEvent::Dropped {
+            topic: "cmd/d1/req".into(),
+            size: big_len,
+            max: 1024
+        }),
+        "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, SessionEvent::Message(m) if m.payload == b"light: on")),
+        "{events:?}"
+    );
+    assert!(
+        !events.iter().any(|e| matches!(
+            e,
+            SessionEvent::ProtocolError(_) | SessionEvent::CloseTransport
+        )),
+        "{events:?}"
+    );
+    let acked: Vec<u16> = h
+        .broker()
+        .received
+        .iter()
+        .filter_map(|p| match p {
+            Packet::V3_1_1Puback(p) => Some(p.packet_id()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(acked, [7, 8], "both acknowledged, in order");
+}
