@@ -307,6 +307,11 @@ impl Pump {
                 self.projection
                     .note("error", t, format!("protocol error from the broker: {e}"));
             }
+            SessionEvent::Dropped { topic, size, max } => self.projection.note(
+                "error",
+                t,
+                format!("a message of {size} bytes on {topic} was dropped unread: larger than {max} bytes"),
+            ),
             _ => {}
         }
     }

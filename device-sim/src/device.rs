@@ -12,10 +12,9 @@ use std::time::Duration;
 
 use serde_json::json;
 use switchboard_protocol::envelope::{
-    decode_request, text_response, Config, DeviceState, IncomingRequest, LogLines, Status,
-    Telemetry, Tid, VERSION,
+    text_dropped, Config, DeviceState, LogLines, Status, Telemetry, Tid, VERSION,
 };
-use switchboard_protocol::gate::{Admission, DeviceGate, GateConfig, Reply};
+use switchboard_protocol::gate::{Admission, DeviceGate, GateConfig, Received, Reply};
 use switchboard_protocol::session::{
     Message, Publish, QoS, Session, SessionConfig, SessionEvent, Will,
 };
@@ -280,6 +279,15 @@ impl Device {
             SessionEvent::ProtocolError(e) => {
                 tracing::warn!(device = %self.spec.id, error = %e, "protocol error");
             }
+            SessionEvent::Dropped { topic, size, max } => {
+                tracing::warn!(device = %self.spec.id, %topic, size, max, "message too large: dropped unread");
+                self.note(format!(
+                    "message of {size} bytes on {topic} dropped unread: larger than {max}"
+                ));
+                if self.serves(&topic) {
+                    self.respond(link, &Reply::Text(text_dropped(size, max)));
+                }
+            }
             _ => {}
         }
     }
@@ -333,15 +341,20 @@ impl Device {
         }
     }
 
+    /// Whether `topic` is this device's request topic or one of its groups'.
+    fn serves(&self, topic: &str) -> bool {
+        match Topic::parse(topic) {
+            Some(Topic::Request(d)) => d == self.spec.id,
+            Some(Topic::GroupRequest(g)) => self.spec.groups.contains(&g),
+            _ => false,
+        }
+    }
+
     /// Handles one command message.
     async fn handle(&mut self, link: &mut Link, m: Message) {
-        match Topic::parse(&m.topic) {
-            Some(Topic::Request(d)) if d == self.spec.id => {}
-            Some(Topic::GroupRequest(g)) if self.spec.groups.contains(&g) => {}
-            _ => {
-                tracing::warn!(device = %self.spec.id, topic = %m.topic, "message on a topic this device does not serve");
-                return;
-            }
+        if !self.serves(&m.topic) {
+            tracing::warn!(device = %self.spec.id, topic = %m.topic, "message on a topic this device does not serve");
+            return;
         }
         if self.back_at.is_some() {
             // Only a command held back by an injected delay can come due while restarting.
@@ -352,20 +365,16 @@ impl Device {
             return;
         }
         let at = now();
-        let admission = match decode_request(&m.payload) {
-            Ok(IncomingRequest::Envelope(req)) => self.gate.admit(&req, at, &self.state),
-            Ok(IncomingRequest::Text(text)) => {
-                let tid = Tid::random(&mut self.rng);
-                self.gate.admit_text(&text, tid, at, &self.state)
-            }
-            Err(e) => {
-                tracing::warn!(device = %self.spec.id, error = %e, "malformed command");
-                self.note(format!("malformed command: {e}"));
+        let rng = &mut self.rng;
+        let admission = match self
+            .gate
+            .receive(&m.payload, at, &self.state, || Tid::random(rng))
+        {
+            Received::Admitted(admission) => admission,
+            Received::Malformed { reply, error } => {
+                tracing::warn!(device = %self.spec.id, %error, "malformed command");
+                self.note(format!("malformed command: {error}"));
                 // With its TID where it can be read, so the application can tie it to its command.
-                let reply = self
-                    .gate
-                    .refuse_malformed(&m.payload, &e, &self.state)
-                    .unwrap_or_else(|| Reply::Text(text_response(false, &m.payload)));
                 self.respond(link, &reply);
                 return;
             }

@@ -165,6 +165,9 @@ impl Played {
             SessionEvent::ProtocolError(e) => {
                 tracing::warn!(device = %self.id, error = %e, "protocol error");
             }
+            SessionEvent::Dropped { topic, size, max } => {
+                tracing::warn!(device = %self.id, %topic, size, max, "message too large: dropped unread");
+            }
             _ => {}
         }
     }

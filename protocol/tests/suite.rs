@@ -4,6 +4,8 @@
 
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
+#[path = "suite/bad_input.rs"]
+mod bad_input;
 #[path = "suite/families.rs"]
 mod families;
 #[path = "suite/gate.rs"]

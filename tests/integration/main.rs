@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod bad_input;
 mod families;
 mod families_panel;
 mod interop;

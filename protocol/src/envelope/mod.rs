@@ -32,7 +32,7 @@ mod text;
 
 pub use device_model::{Config, DeviceState, SequencePosition};
 pub use reports::{decode_log, decode_status, decode_telemetry, LogLines, Status, Telemetry};
-pub use text::{python_bytes_repr, text_response, TextResponse};
+pub use text::{python_bytes_repr, text_dropped, text_response, TextResponse};
 use text::{TEXT_FAILURE, TEXT_SUCCESS};
 
 /// Largest payload accepted on a command topic, in bytes.

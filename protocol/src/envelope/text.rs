@@ -24,6 +24,15 @@ pub fn text_response(success: bool, payload: &[u8]) -> String {
     }
 }
 
+/// The text form's `FAILURE: ...` for a command that was never read: a message of `size` bytes
+/// that the device's connection passed over, being larger than its `max`.
+pub fn text_dropped(size: usize, max: u32) -> String {
+    format!(
+        "{TEXT_FAILURE} command did not run: a message of {size} bytes was dropped unread (at \
+         most {max} bytes are taken)"
+    )
+}
+
 /// `repr(bytes)` as CPython prints it: `b'light: on'`.
 ///
 /// Single quotes unless the bytes hold a `'` and no `"`; `\\`, the quote, `\t`, `\n`, `\r` escaped;

@@ -24,6 +24,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use serde::{Deserialize, Serialize};
 
 mod delta;
+mod receive;
+pub use receive::Received;
 mod sequence;
 
 pub use delta::GateDelta;
