@@ -52,6 +52,7 @@ pub fn ensure(workspace: &Path, browsers: bool) -> Result {
     }
     apt_packages(&apt)?;
     python_env(workspace)?;
+    cargo_fuzz()?;
     if browsers {
         cargo_tool("geckodriver", GECKODRIVER, &["geckodriver"], false)?;
         // The end-to-end tests load the panel as Trunk builds it.
@@ -75,6 +76,11 @@ pub fn ensure_panel_tools(workspace: &Path) -> Result<std::ffi::OsString> {
     cargo_tool("trunk", TRUNK, &["trunk"], true)?;
     binaryen(workspace)?;
     panel_path(workspace)
+}
+
+/// cargo-fuzz, which runs the libFuzzer targets in `fuzz/` (its own lock file builds here).
+pub fn cargo_fuzz() -> Result {
+    cargo_tool("cargo-fuzz", crate::fuzz::CARGO_FUZZ, &["cargo-fuzz"], true)
 }
 
 /// The PATH the panel builds with: binaryen's wasm-opt and cargo-installed tools first.

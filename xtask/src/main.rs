@@ -8,6 +8,7 @@
 //! panel against a hand-written MQTT.js page and the device simulator, and prints one table.
 
 mod bench;
+mod fuzz;
 mod install;
 mod panel;
 mod run;
@@ -31,7 +32,8 @@ commands:
         the panel on http://127.0.0.1:P (8080) and print the URL to open. Ctrl-C stops it all.
   test [--skip-install] [--no-browser]
         Install the missing tools, then run rustfmt, clippy, every native test, and the
-        protocol tests on wasm32 in headless Firefox and Chromium.
+        protocol tests on wasm32 in headless Firefox and Chromium, and a short run of
+        every fuzz target.
         --skip-install  install nothing (local runs only)
         --no-browser    skip the browser tests and the tools they need (local runs only)
         With CI=true nothing may be skipped.
@@ -43,6 +45,12 @@ commands:
         mosquitto) and commands per second with 1,000 devices. Prints a table and writes it
         to target/bench/bench.txt. With NAME, only the measurements whose name contains it
         (`bench panel`: the panel's two).
+  fuzz [--runs N] [--seconds S] [TARGET...]
+        Run the libFuzzer targets in fuzz/ (envelope, text_command, session, gate,
+        families; all when none is named) one after another, each until N executions
+        (10,000,000) or S seconds (1,800), and print the executions each reached. A crash
+        or a timeout fails the run and names the input, kept in target/fuzz/artifacts.
+        `test` makes a short run of each.
   wasm-runner <test.wasm> [args...]
         Cargo's runner for wasm32 test binaries, set by `test`: runs a binary in both browsers.";
 
@@ -56,6 +64,7 @@ fn main() -> ExitCode {
         "run" => run::run(rest, &test::workspace_root()),
         "test" => test::run(rest),
         "bench" => bench::run(rest),
+        "fuzz" => fuzz::run(rest, &test::workspace_root()),
         "wasm-runner" => wasm_runner::run(rest),
         "help" | "-h" | "--help" => {
             println!("{USAGE}");

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
+use crate::fuzz;
 use crate::install::{self, cargo};
 use crate::panel;
 use crate::step::{execute, step, Failure, Result};
@@ -97,6 +98,13 @@ pub fn run(args: &[OsString]) -> Result {
                 .args(["test", "--workspace"]),
         )
     })?;
+    step(
+        &format!(
+            "fuzz every decoder briefly ({} s per target)",
+            fuzz::Limits::SHORT.seconds
+        ),
+        || fuzz_briefly(&workspace),
+    )?;
     if options.no_browser {
         println!("==> wasm32 tests in the browsers: skipped (--no-browser)");
     } else {
@@ -113,6 +121,18 @@ pub fn run(args: &[OsString]) -> Result {
         "==> all checks passed ({:.0} s)",
         started.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// A short run of every fuzz target: long enough to catch what a change broke in a decoder,
+/// short enough for every push (`cargo xtask fuzz` runs them long).
+fn fuzz_briefly(workspace: &Path) -> Result {
+    fuzz::build(workspace)?;
+    let mut reached = Vec::new();
+    for target in fuzz::TARGETS {
+        reached.push(fuzz::run_target(workspace, target, fuzz::Limits::SHORT)?);
+    }
+    println!("{}", fuzz::table(&reached));
     Ok(())
 }
 
