@@ -90,9 +90,19 @@ fn args<T: DeserializeOwned>(name: &str, args: &serde_json::Value) -> Result<T, 
     } else {
         args.clone()
     };
-    serde_json::from_value(value).map_err(|e| Rejection::InvalidArguments {
-        detail: format!("{name}: {e}"),
-    })
+    serde_path_to_error::deserialize(value).map_err(|e| invalid(name, &e))
+}
+
+/// The rejection for arguments that do not fit `name`, naming the argument that is wrong.
+fn invalid(name: &str, e: &serde_path_to_error::Error<serde_json::Error>) -> Rejection {
+    let path = e.path().to_string();
+    let path = path.strip_prefix("args.").unwrap_or(&path);
+    let detail = if matches!(path, "" | "." | "args") {
+        format!("{name}: {}", e.inner())
+    } else {
+        format!("{name}: argument `{path}`: {}", e.inner())
+    };
+    Rejection::InvalidArguments { detail }
 }
 
 impl Command {
@@ -128,9 +138,7 @@ impl Command {
             }
             "restart" | "get_log" | "set_telemetry_interval" | "set_config" | "firmware_stage" => {
                 let tagged = serde_json::json!({ "cmd": name, "args": if raw.is_null() { serde_json::json!({}) } else { raw.clone() } });
-                serde_json::from_value(tagged).map_err(|e| Rejection::InvalidArguments {
-                    detail: format!("{name}: {e}"),
-                })?
+                serde_path_to_error::deserialize(tagged).map_err(|e| invalid(name, &e))?
             }
             _ => {
                 return Err(Rejection::UnknownCommand {

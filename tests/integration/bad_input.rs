@@ -74,7 +74,7 @@ fn bad_requests(rng: &mut fastrand::Rng) -> Vec<(&'static str, Option<Tid>, Vec<
         "arguments of the wrong type",
         "args",
         json!({"on": "yes"}),
-        Expect::Rejected("invalid_arguments", "on"),
+        Expect::Rejected("invalid_arguments", "argument `on`"),
     );
     out.push(("not JSON", None, b"{light".to_vec(), Expect::Text));
     out.push(("invalid UTF-8", None, vec![0xff, 0xfe, 0xfd], Expect::Text));

@@ -190,6 +190,9 @@ fn every_bad_request_gets_a_clear_answer_and_costs_the_next_command_nothing() {
             (Expect::Kind(k), Some(Answer::Rejected(t, reason))) => {
                 assert_eq!(t, tid, "{class}");
                 assert_eq!(kind(&reason), k, "{class}: {reason:?}");
+                if class == "arguments of the wrong type" {
+                    assert!(reason.to_string().contains("argument `on`"), "{reason}");
+                }
                 assert!(!reason.to_string().is_empty());
             }
             (Expect::Text, Some(Answer::TextFailure(text))) => {
