@@ -13,6 +13,10 @@ use std::borrow::Cow;
 /// MQTT control packet type of PUBLISH.
 const PUBLISH: u8 = 3;
 
+/// Packet types whose variable header starts with a packet id: PUBACK, PUBREC, PUBREL,
+/// PUBCOMP, SUBACK, UNSUBACK.
+const ID_FIRST: [u8; 6] = [4, 5, 6, 7, 9, 11];
+
 /// A PUBLISH that was passed over.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct Skipped {
@@ -29,6 +33,9 @@ pub(super) struct Skipped {
 pub(super) enum Piece<'a> {
     /// Bytes for the protocol engine.
     Bytes(Cow<'a, [u8]>),
+    /// A packet the engine must not see: the connection is to end with this error. (The MQTT
+    /// engine panics on a packet id of 0, which the protocol forbids; nothing follows.)
+    Malformed(&'static str),
     /// A PUBLISH passed over, now wholly received.
     Skipped(Skipped),
 }
@@ -37,8 +44,12 @@ pub(super) enum Piece<'a> {
 enum State {
     /// Reading a fixed header; the bytes of it that came in earlier input.
     Header { stash: Vec<u8> },
-    /// A packet's body going on to the engine: bytes still to come.
-    Body { remaining: usize },
+    /// A packet's body going on to the engine: bytes still to come, and its packet id still to
+    /// be checked.
+    Body {
+        remaining: usize,
+        id: Option<IdCheck>,
+    },
     /// Passing over a PUBLISH too large.
     Skipping {
         qos: u8,
@@ -49,6 +60,68 @@ enum State {
     },
     /// A fixed header the engine will refuse: everything goes to it from here on.
     Opaque,
+    /// A packet broke the protocol in a way the engine must not see: nothing goes on.
+    Broken,
+}
+
+/// Finds a packet's id in its body as the bytes go by, without holding them.
+#[derive(Debug)]
+struct IdCheck {
+    /// Body bytes already gone by.
+    offset: usize,
+    /// Where the id starts, once known (a PUBLISH's id follows its topic).
+    at: Option<usize>,
+    /// The topic length's first byte, for a PUBLISH.
+    topic_hi: u8,
+    /// The id's first byte.
+    id_hi: u8,
+}
+
+impl IdCheck {
+    fn for_packet(first: u8) -> Option<Self> {
+        let kind = first >> 4;
+        let qos = (first >> 1) & 0b11;
+        let at = if ID_FIRST.contains(&kind) {
+            Some(0)
+        } else if kind == PUBLISH && qos > 0 {
+            None
+        } else {
+            return None;
+        };
+        Some(IdCheck {
+            offset: 0,
+            at,
+            topic_hi: 0,
+            id_hi: 0,
+        })
+    }
+
+    /// Looks at the next body bytes; `Some(i)` when the id is 0 and `chunk[i]` its last byte.
+    /// `Ok(true)` once the id is known to be fine.
+    fn scan(&mut self, chunk: &[u8]) -> Result<bool, usize> {
+        let start = self.offset;
+        self.offset += chunk.len();
+        let byte = |o: usize| o.checked_sub(start).and_then(|i| chunk.get(i)).copied();
+        if self.at.is_none() {
+            if let Some(b) = byte(0) {
+                self.topic_hi = b;
+            }
+            if let Some(lo) = byte(1) {
+                self.at = Some(2 + usize::from(u16::from_be_bytes([self.topic_hi, lo])));
+            }
+        }
+        let Some(at) = self.at else {
+            return Ok(false);
+        };
+        if let Some(b) = byte(at) {
+            self.id_hi = b;
+        }
+        match byte(at + 1) {
+            Some(lo) if self.id_hi == 0 && lo == 0 => Err(at + 1 - start),
+            Some(_) => Ok(true),
+            None => Ok(false),
+        }
+    }
 }
 
 /// Cuts the broker's stream at packet boundaries: see the [module documentation](self).
@@ -81,8 +154,30 @@ impl Framer {
         while i < data.len() {
             match &mut self.state {
                 State::Opaque => i = data.len(),
-                State::Body { remaining } => {
+                State::Broken => {
+                    i = data.len();
+                    run = i;
+                }
+                State::Body { remaining, id } => {
                     let take = (*remaining).min(data.len() - i);
+                    if let Some(check) = id {
+                        match check.scan(data.get(i..i + take).unwrap_or_default()) {
+                            Ok(true) => *id = None,
+                            Ok(false) => {}
+                            Err(last) => {
+                                // Everything before the id's last byte may go; the packet
+                                // never completes.
+                                push(&mut out, data, run, i + last);
+                                out.push(Piece::Malformed(
+                                    "the broker sent a packet with packet id 0",
+                                ));
+                                self.state = State::Broken;
+                                i = data.len();
+                                run = i;
+                                continue;
+                            }
+                        }
+                    }
                     i += take;
                     *remaining -= take;
                     if *remaining == 0 {
@@ -164,7 +259,10 @@ impl Framer {
                                 self.state = if remaining == 0 {
                                     State::Header { stash: Vec::new() }
                                 } else {
-                                    State::Body { remaining }
+                                    State::Body {
+                                        remaining,
+                                        id: IdCheck::for_packet(first),
+                                    }
                                 };
                             }
                         }
@@ -284,6 +382,7 @@ mod tests {
                 match p {
                     Piece::Bytes(b) => engine.extend_from_slice(&b),
                     Piece::Skipped(s) => skipped.push(s),
+                    Piece::Malformed(e) => panic!("{e}"),
                 }
             }
         }
@@ -323,6 +422,38 @@ mod tests {
         let big2 = publish("t", 5_000, 2);
         let (engine, skipped) = run(&mut Framer::new(1_024, true), &big2, 100);
         assert_eq!((engine, skipped.len()), (big2, 0));
+    }
+
+    #[test]
+    fn a_packet_id_of_0_is_malformed_and_the_packet_never_reaches_the_engine() {
+        let mut zero = publish("cmd/d1/resp", 4, 1);
+        let at = 2 + 2 + "cmd/d1/resp".len();
+        zero[at] = 0;
+        zero[at + 1] = 0;
+        let ok = publish("cmd/d1/resp", 4, 1);
+        let puback0 = [0x40, 0x02, 0x00, 0x00];
+        for stream in [[&ok[..], &zero].concat(), [&ok[..], &puback0].concat()] {
+            for chunk in [1, 3, stream.len()] {
+                let mut framer = Framer::new(1_024, true);
+                let mut engine = Vec::new();
+                let mut malformed = 0;
+                for piece in stream.chunks(chunk) {
+                    for p in framer.split(piece) {
+                        match p {
+                            Piece::Bytes(b) => engine.extend_from_slice(&b),
+                            Piece::Malformed(_) => malformed += 1,
+                            Piece::Skipped(_) => panic!(),
+                        }
+                    }
+                }
+                assert_eq!(malformed, 1, "chunks of {chunk}");
+                assert!(engine.starts_with(&ok), "the good packet went on");
+                assert!(engine.len() < stream.len(), "the bad one never completes");
+            }
+        }
+        // A packet id of 7 is fine.
+        let (engine, _) = run(&mut Framer::new(1_024, true), &ok, 2);
+        assert_eq!(engine, ok);
     }
 
     #[test]

@@ -281,6 +281,12 @@ impl Session {
                     self.passed_over(skipped);
                     false
                 }
+                Piece::Malformed(detail) => {
+                    self.events
+                        .push_back(SessionEvent::ProtocolError(detail.to_owned()));
+                    self.drop_connection(now, detail.to_owned(), true);
+                    true
+                }
             };
             if ended {
                 break;

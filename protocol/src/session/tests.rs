@@ -1830,3 +1830,36 @@ fn on_3_1_1_an_oversized_message_is_dropped_acknowledged_and_the_connection_goes
         .collect();
     assert_eq!(acked, [7, 8], "both acknowledged, in order");
 }
+
+/// A packet id of 0 is forbidden; the MQTT engine underneath panics on one in a QoS 1 PUBLISH
+/// (found by the session fuzz target), so it never sees one: the connection ends with a
+/// protocol error instead.
+#[test]
+fn a_packet_id_of_0_is_a_protocol_error_not_a_panic() {
+    for version in [V5, V3] {
+        let mut h = Harness::new(config(version));
+        h.connect(false);
+        h.take_events();
+        let topic = b"cmd/d1/resp";
+        let mut publish = vec![0x32, 0];
+        publish.extend_from_slice(&[0, 11]);
+        publish.extend_from_slice(topic);
+        publish.extend_from_slice(&[0, 0]);
+        if version == V5 {
+            publish.push(0); // no properties
+        }
+        publish.extend_from_slice(b"hi");
+        publish[1] = u8::try_from(publish.len() - 2).unwrap();
+        let now = h.now();
+        h.session.handle_bytes(&publish, now);
+        h.pump();
+        let events = h.take_events();
+        assert!(
+            events.iter().any(
+                |e| matches!(e, SessionEvent::ProtocolError(d) if d.contains("packet id 0"))
+            ),
+            "{version:?}: {events:?}"
+        );
+        assert!(events.contains(&SessionEvent::CloseTransport), "{events:?}");
+    }
+}
