@@ -1855,9 +1855,9 @@ fn a_packet_id_of_0_is_a_protocol_error_not_a_panic() {
         h.pump();
         let events = h.take_events();
         assert!(
-            events.iter().any(
-                |e| matches!(e, SessionEvent::ProtocolError(d) if d.contains("packet id 0"))
-            ),
+            events
+                .iter()
+                .any(|e| matches!(e, SessionEvent::ProtocolError(d) if d.contains("packet id 0"))),
             "{version:?}: {events:?}"
         );
         assert!(events.contains(&SessionEvent::CloseTransport), "{events:?}");
