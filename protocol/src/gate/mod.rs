@@ -368,28 +368,6 @@ impl DeviceGate {
         }
     }
 
-    /// A JSON request that could not be decoded (`error`) but whose TID can be read: the answer
-    /// is a `malformed` rejection carrying that TID (remembered nowhere: nothing ran). `None`
-    /// when no TID can be read; the device then answers in the text form, which carries none.
-    pub fn refuse_malformed(
-        &self,
-        payload: &[u8],
-        error: &crate::error::DecodeError,
-        state: &DeviceState,
-    ) -> Option<Reply> {
-        let (tid, cmd) = crate::envelope::readable_tid(payload)?;
-        // Read again, off the hot path, to name the field that is wrong.
-        let mut de = serde_json::Deserializer::from_slice(payload);
-        let detail = match serde_path_to_error::deserialize::<_, Request>(&mut de) {
-            Err(e) if !matches!(e.path().to_string().as_str(), "" | ".") => {
-                format!("field `{}`: {}", e.path(), e.inner())
-            }
-            _ => error.to_string(),
-        };
-        let reason = Rejection::Malformed { detail };
-        Some(self.refusal(tid, cmd, reason, state))
-    }
-
     /// The answer refusing command `cmd` under `tid` for `reason`, remembered nowhere: the TID's
     /// memory, if any, stays that of the command it named first.
     fn refusal(&self, tid: Tid, cmd: String, reason: Rejection, state: &DeviceState) -> Reply {
