@@ -295,13 +295,15 @@ impl Pump {
                     .note("warning", t, format!("disconnected: {msg}"));
                 self.conn_error = Some(msg);
             }
-            SessionEvent::Subscribed {
-                filter,
-                granted: None,
-            } => self.projection.note(
+            SessionEvent::SubscriptionRefused { filter, reason } => self.projection.note(
                 "error",
                 t,
-                format!("the broker refused the subscription to {filter}"),
+                format!("the broker refused the subscription to {filter}: {reason}"),
+            ),
+            SessionEvent::PublishRefused { reason, .. } => self.projection.note(
+                "error",
+                t,
+                format!("the broker refused a command: {reason} (is this user allowed to publish it?)"),
             ),
             SessionEvent::ProtocolError(e) => {
                 self.projection

@@ -66,6 +66,7 @@ pub fn phase_text(p: &Phase, error: Option<&str>) -> String {
         ),
         Phase::Superseded { .. } => "superseded (a newer command replaced it)".to_owned(),
         Phase::Unsupported { detail } => format!("unsupported ({detail})"),
+        Phase::Refused { reason } => format!("refused by the broker ({reason})"),
         other => other.label().to_owned(),
     }
 }
@@ -229,7 +230,10 @@ impl Cell {
             Phase::Queued | Phase::Sent | Phase::Delivered => Cell::Waiting,
             Phase::Succeeded => Cell::Succeeded,
             Phase::Failed | Phase::Interrupted | Phase::Contradicted { .. } => Cell::Failed,
-            Phase::Rejected { .. } | Phase::Superseded { .. } | Phase::Unsupported { .. } => {
+            Phase::Rejected { .. }
+            | Phase::Refused { .. }
+            | Phase::Superseded { .. }
+            | Phase::Unsupported { .. } => {
                 Cell::Rejected
             }
             Phase::TimedOut { .. } | Phase::Expired => Cell::TimedOut,

@@ -267,14 +267,18 @@ impl Device {
                     }
                 }
             }
-            SessionEvent::Subscribed {
-                filter,
-                granted: None,
-            } => {
-                tracing::error!(device = %self.spec.id, %filter, "broker refused the subscription");
+            SessionEvent::SubscriptionRefused { filter, reason } => {
+                tracing::error!(device = %self.spec.id, %filter, %reason, "broker refused the subscription");
+                self.note(format!(
+                    "the broker refused the subscription to {filter}: {reason}"
+                ));
             }
             SessionEvent::PublishFailed { id, reason } => {
                 tracing::warn!(device = %self.spec.id, %id, %reason, "publish failed");
+            }
+            SessionEvent::PublishRefused { id, reason } => {
+                tracing::error!(device = %self.spec.id, %id, %reason, "broker refused a publish");
+                self.note(format!("the broker refused a publish: {reason}"));
             }
             SessionEvent::ProtocolError(e) => {
                 tracing::warn!(device = %self.spec.id, error = %e, "protocol error");

@@ -168,6 +168,12 @@ impl Played {
             SessionEvent::Dropped { topic, size, max } => {
                 tracing::warn!(device = %self.id, %topic, size, max, "message too large: dropped unread");
             }
+            SessionEvent::SubscriptionRefused { filter, reason } => {
+                tracing::error!(device = %self.id, %filter, %reason, "broker refused the subscription");
+            }
+            SessionEvent::PublishRefused { reason, .. } => {
+                tracing::error!(device = %self.id, %reason, "broker refused a publish");
+            }
             _ => {}
         }
     }

@@ -97,7 +97,12 @@ impl Operator {
                 .await;
             for e in events.drain(..) {
                 match e {
-                    ClientEvent::Session(SessionEvent::Subscribed { .. }) => subscribed += 1,
+                    ClientEvent::Session(
+                        SessionEvent::Subscribed { .. } | SessionEvent::SubscriptionRefused { .. },
+                    ) => {
+                        subscribed += 1;
+                        op.note(&e);
+                    }
                     ClientEvent::Session(SessionEvent::ConnectionRefused { reason, .. }) => {
                         anyhow::bail!(
                             "{}: the broker refused the connection: {reason}",
@@ -157,7 +162,15 @@ impl Operator {
         {
             self.delivered.insert(*tid);
         }
-        tracing::debug!(?event, "client");
+        match event {
+            ClientEvent::Session(SessionEvent::SubscriptionRefused { filter, reason }) => {
+                tracing::error!(%filter, %reason, "the broker refused the subscription");
+            }
+            ClientEvent::Session(SessionEvent::PublishRefused { reason, .. }) => {
+                tracing::error!(%reason, "the broker refused the command");
+            }
+            _ => tracing::debug!(?event, "client"),
+        }
     }
 
     /// Moves commands, answers and timers along until `done` says so. Events are logged.
@@ -269,6 +282,7 @@ pub fn report(t: &Tracked) -> (String, bool) {
                 )
             }
             (Phase::Unsupported { detail }, None) => detail.clone(),
+            (Phase::Refused { reason }, None) => format!("the broker refused it: {reason}"),
             _ => String::new(),
         };
         let phase = match &m.phase {

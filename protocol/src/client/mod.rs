@@ -362,6 +362,13 @@ impl<D: Dialect> Client<D> {
                     self.tracker.handle_send_failed(tid, reason, now);
                 }
             }
+            SessionEvent::PublishRefused { id, ref reason } => {
+                if let Some(tid) = self.publishes.remove(&id.as_u64()) {
+                    self.tracker.handle_refused(tid, reason.clone(), now);
+                }
+                // The operator hears of it too: a refusal is the broker's access control at work.
+                self.events.push_back(ClientEvent::Session(ev));
+            }
             SessionEvent::Connected { .. } => {
                 if let Some(s) = self.session.as_mut() {
                     for probe in self.families.probes() {

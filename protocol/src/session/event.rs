@@ -45,21 +45,38 @@ pub enum SessionEvent {
     /// A QoS 1 publish was acknowledged by the broker, or a QoS 0 publish was handed to the
     /// transport by [`poll_transmit`](super::Session::poll_transmit).
     Delivered(PublishId),
-    /// The session gives up on a publish: the broker refused it (MQTT 5 PUBACK reason), it is too
-    /// large for the broker, or its message expiry ran out before it was sent (or, if a connection
-    /// was lost after sending it, before it could be sent again). It is not retried.
+    /// The session gives up on a publish: the broker refused it for now (an MQTT 5 PUBACK reason
+    /// such as quota exceeded), it is too large for the broker, or its message expiry ran out
+    /// before it was sent (or, if a connection was lost after sending it, before it could be sent
+    /// again). The session does not send it again; its caller may.
     PublishFailed {
         /// The publish.
         id: PublishId,
         /// Human-readable reason.
         reason: String,
     },
-    /// The broker answered a subscription.
+    /// The broker refused a publish for good (an MQTT 5 PUBACK with not authorised, topic name
+    /// invalid or payload format invalid): sending it again cannot succeed. MQTT 3.1.1 has no way
+    /// to say so; a 3.1.1 broker acknowledges such a publish and drops it.
+    PublishRefused {
+        /// The publish.
+        id: PublishId,
+        /// The broker's reason, with its code.
+        reason: String,
+    },
+    /// The broker granted a subscription.
     Subscribed {
         /// The filter as subscribed.
         filter: String,
-        /// The QoS granted, or `None` if the broker refused (the filter is then forgotten).
-        granted: Option<QoS>,
+        /// The QoS granted.
+        granted: QoS,
+    },
+    /// The broker refused a subscription (or it could not be sent); the filter is forgotten.
+    SubscriptionRefused {
+        /// The filter as asked for.
+        filter: String,
+        /// The broker's reason, with its code.
+        reason: String,
     },
     /// A filter is no longer subscribed.
     Unsubscribed {

@@ -544,7 +544,14 @@ impl Session {
                 if let Some(id) = self.outbox.acked(packet_id) {
                     self.events.push_back(match failure {
                         None => SessionEvent::Delivered(id),
-                        Some(reason) => SessionEvent::PublishFailed { id, reason },
+                        Some(f) if f.permanent => SessionEvent::PublishRefused {
+                            id,
+                            reason: f.reason,
+                        },
+                        Some(f) => SessionEvent::PublishFailed {
+                            id,
+                            reason: format!("the broker refused it for now: {}", f.reason),
+                        },
                     });
                 }
                 self.flush(now); // the receive window has room again

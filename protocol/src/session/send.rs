@@ -123,9 +123,10 @@ impl Session {
                 }
                 Err(e) => Some(e),
             };
-            if error.is_some() {
+            if let Some(error) = error {
                 self.release(Some(packet_id));
-                let events = self.subscriptions.subscribe_failed(names);
+                let reason = format!("the SUBSCRIBE could not be sent: {error}");
+                let events = self.subscriptions.subscribe_failed(names, &reason);
                 self.events.extend(events);
                 continue;
             }

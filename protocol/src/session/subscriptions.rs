@@ -94,36 +94,54 @@ impl Subscriptions {
     }
 
     /// A SUBSCRIBE could not be sent: the filters are refused and forgotten.
-    pub(super) fn subscribe_failed(&mut self, filters: Vec<String>) -> Vec<SessionEvent> {
+    pub(super) fn subscribe_failed(
+        &mut self,
+        filters: Vec<String>,
+        reason: &str,
+    ) -> Vec<SessionEvent> {
         filters
             .into_iter()
             .map(|filter| {
                 self.filters.remove(&filter);
-                SessionEvent::Subscribed {
+                SessionEvent::SubscriptionRefused {
                     filter,
-                    granted: None,
+                    reason: reason.to_owned(),
                 }
             })
             .collect()
     }
 
-    /// The SUBACK for `packet_id`: `granted` holds one entry per filter, `None` for a refusal.
-    /// Refused filters are forgotten.
-    pub(super) fn suback(&mut self, packet_id: u16, granted: &[Option<QoS>]) -> Vec<SessionEvent> {
+    /// The SUBACK for `packet_id`: `granted` holds one entry per filter, the QoS or why the broker
+    /// refused it. Refused filters are forgotten.
+    pub(super) fn suback(
+        &mut self,
+        packet_id: u16,
+        granted: &[Result<QoS, String>],
+    ) -> Vec<SessionEvent> {
         let Some(Request::Subscribe(filters)) = self.awaiting.remove(&packet_id) else {
             return Vec::new();
         };
         let mut events = Vec::with_capacity(filters.len());
         for (i, filter) in filters.into_iter().enumerate() {
-            let granted = granted.get(i).copied().flatten();
-            if granted.is_some() {
-                if let Some(sub) = self.filters.get_mut(&filter) {
-                    sub.confirmed = true;
+            match granted.get(i) {
+                Some(Ok(granted)) => {
+                    if let Some(sub) = self.filters.get_mut(&filter) {
+                        sub.confirmed = true;
+                    }
+                    events.push(SessionEvent::Subscribed {
+                        filter,
+                        granted: *granted,
+                    });
                 }
-            } else {
-                self.filters.remove(&filter);
+                refused => {
+                    self.filters.remove(&filter);
+                    let reason = match refused {
+                        Some(Err(reason)) => reason.clone(),
+                        _ => "the SUBACK has no code for it".to_owned(),
+                    };
+                    events.push(SessionEvent::SubscriptionRefused { filter, reason });
+                }
             }
-            events.push(SessionEvent::Subscribed { filter, granted });
         }
         events
     }

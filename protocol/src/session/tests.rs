@@ -590,11 +590,15 @@ fn subscriptions_made_offline_are_sent_on_connect_and_acks_reported() {
         let events = h.take_events();
         assert!(events.contains(&SessionEvent::Subscribed {
             filter: "cmd/dev-1/req".into(),
-            granted: Some(QoS::AtLeastOnce),
+            granted: QoS::AtLeastOnce,
         }));
-        assert!(events.contains(&SessionEvent::Subscribed {
+        let reason = match version {
+            V5 => "not authorized (0x87)",
+            V3 => "failure (0x80; MQTT 3.1.1 gives no reason)",
+        };
+        assert!(events.contains(&SessionEvent::SubscriptionRefused {
             filter: "cmd/group/+/req".into(),
-            granted: None,
+            reason: reason.into(),
         }));
 
         let now = h.now();
@@ -795,27 +799,40 @@ fn broker_receive_maximum_limits_publishes_in_flight() {
 }
 
 #[test]
-fn broker_refusal_in_puback_is_reported_as_failure() {
-    let mut h = Harness::new(config(V5));
-    h.auto_puback = false;
-    h.connect(false);
-    h.take_events();
-    let id = h.publish(Publish::new("cmd/other/req", "x", QoS::AtLeastOnce));
-    let packet_id = h.broker().publishes()[0].0.unwrap();
-    h.broker().send(
-        v5_0::Puback::builder()
-            .packet_id(packet_id)
-            .reason_code(mqtt_protocol_core::mqtt::result_code::PubackReasonCode::NotAuthorized)
-            .build()
-            .unwrap(),
-    );
-    h.pump();
-    match h.take_events().as_slice() {
-        [SessionEvent::PublishFailed { id: failed, reason }] => {
-            assert_eq!(*failed, id);
-            assert!(reason.contains("NotAuthorized"), "{reason}");
+fn broker_refusal_in_puback_is_reported_by_its_permanence() {
+    use mqtt_protocol_core::mqtt::result_code::PubackReasonCode as R;
+    for (code, permanent, text) in [
+        (R::NotAuthorized, true, "not authorized (0x87)"),
+        (R::TopicNameInvalid, true, "topic name invalid (0x90)"),
+        (R::PayloadFormatInvalid, true, "payload format invalid (0x99)"),
+        (R::QuotaExceeded, false, "quota exceeded (0x97)"),
+        (R::UnspecifiedError, false, "unspecified error (0x80)"),
+    ] {
+        let mut h = Harness::new(config(V5));
+        h.auto_puback = false;
+        h.connect(false);
+        h.take_events();
+        let id = h.publish(Publish::new("cmd/other/req", "x", QoS::AtLeastOnce));
+        let packet_id = h.broker().publishes()[0].0.unwrap();
+        h.broker().send(
+            v5_0::Puback::builder()
+                .packet_id(packet_id)
+                .reason_code(code)
+                .build()
+                .unwrap(),
+        );
+        h.pump();
+        match (h.take_events().as_slice(), permanent) {
+            ([SessionEvent::PublishRefused { id: refused, reason }], true) => {
+                assert_eq!(*refused, id);
+                assert_eq!(reason, text);
+            }
+            ([SessionEvent::PublishFailed { id: failed, reason }], false) => {
+                assert_eq!(*failed, id);
+                assert!(reason.ends_with(text), "{reason}");
+            }
+            (other, _) => panic!("{code:?}: expected a refusal or a failure, got {other:?}"),
         }
-        other => panic!("expected PublishFailed, got {other:?}"),
     }
 }
 
@@ -1654,7 +1671,7 @@ fn fragmented_input_is_reassembled() {
     }));
     assert!(events.contains(&SessionEvent::Subscribed {
         filter: "a/b".into(),
-        granted: Some(QoS::AtLeastOnce)
+        granted: QoS::AtLeastOnce
     }));
     assert!(events
         .iter()

@@ -7,7 +7,8 @@ use mqtt_protocol_core::mqtt::packet::{
     ResponseTopic, SessionExpiryInterval, SubEntry, SubOpts,
 };
 use mqtt_protocol_core::mqtt::result_code::{
-    ConnectReasonCode, ConnectReturnCode, DisconnectReasonCode, MqttError, SubackReasonCode,
+    ConnectReasonCode, ConnectReturnCode, DisconnectReasonCode, MqttError, PubackReasonCode,
+    SubackReasonCode,
     SubackReturnCode,
 };
 use mqtt_protocol_core::mqtt::Version;
@@ -333,12 +334,12 @@ pub(super) enum Received {
     Puback {
         packet_id: u16,
         /// The MQTT 5 reason, when the broker refused the message.
-        failure: Option<String>,
+        failure: Option<PubackFailure>,
     },
     Suback {
         packet_id: u16,
-        /// Per filter, in order: the granted QoS, or `None` if refused.
-        granted: Vec<Option<QoS>>,
+        /// Per filter, in order: the granted QoS, or why the broker refused it.
+        granted: Vec<Result<QoS, String>>,
     },
     Unsuback {
         packet_id: u16,
@@ -353,23 +354,62 @@ pub(super) enum Received {
     Other,
 }
 
-fn v5_suback(rc: SubackReasonCode) -> Option<QoS> {
+/// A broker's refusal of a publish (an MQTT 5 PUBACK reason code of 0x80 or more).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct PubackFailure {
+    /// For a person, with the code.
+    pub reason: String,
+    /// Sending the same publish again cannot succeed: the client may not publish it there
+    /// (not authorised), or the broker cannot take it in that form (topic name or payload format
+    /// invalid). Other codes (quota exceeded, an unspecified error) may pass on another try.
+    pub permanent: bool,
+}
+
+fn v5_puback_failure(rc: PubackReasonCode) -> Option<PubackFailure> {
+    use PubackReasonCode as R;
+    rc.is_failure().then(|| PubackFailure {
+        reason: format!("{} (0x{:02x})", reason_text(&rc.to_string()), rc as u8),
+        permanent: matches!(
+            rc,
+            R::NotAuthorized | R::TopicNameInvalid | R::PayloadFormatInvalid
+        ),
+    })
+}
+
+fn v5_suback(rc: SubackReasonCode) -> Result<QoS, String> {
     match rc {
-        SubackReasonCode::GrantedQos0 => Some(QoS::AtMostOnce),
+        SubackReasonCode::GrantedQos0 => Ok(QoS::AtMostOnce),
         // A broker never grants more than asked; QoS 2 cannot be asked for here.
-        SubackReasonCode::GrantedQos1 | SubackReasonCode::GrantedQos2 => Some(QoS::AtLeastOnce),
-        _ => None,
+        SubackReasonCode::GrantedQos1 | SubackReasonCode::GrantedQos2 => Ok(QoS::AtLeastOnce),
+        refused => Err(format!(
+            "{} (0x{:02x})",
+            reason_text(&refused.to_string()),
+            refused as u8
+        )),
     }
 }
 
-fn v3_suback(rc: SubackReturnCode) -> Option<QoS> {
+fn v3_suback(rc: SubackReturnCode) -> Result<QoS, String> {
     match rc {
-        SubackReturnCode::SuccessMaximumQos0 => Some(QoS::AtMostOnce),
+        SubackReturnCode::SuccessMaximumQos0 => Ok(QoS::AtMostOnce),
         SubackReturnCode::SuccessMaximumQos1 | SubackReturnCode::SuccessMaximumQos2 => {
-            Some(QoS::AtLeastOnce)
+            Ok(QoS::AtLeastOnce)
         }
-        SubackReturnCode::Failure => None,
+        // MQTT 3.1.1 says no more than that; brokers send it for a filter the client may not read.
+        SubackReturnCode::Failure => Err("failure (0x80; MQTT 3.1.1 gives no reason)".to_owned()),
     }
+}
+
+/// `NotAuthorized` -> `not authorized`: a reason code's name as words.
+fn reason_text(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push(' ');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
 }
 
 fn v5_message(p: &v5_0::Publish) -> Message {
@@ -418,10 +458,7 @@ pub(super) fn classify(packet: Packet) -> Received {
         Packet::V3_1_1Publish(p) => Received::Message(v3_message(&p)),
         Packet::V5_0Puback(p) => Received::Puback {
             packet_id: p.packet_id(),
-            failure: p
-                .reason_code()
-                .filter(|rc| rc.is_failure())
-                .map(|rc| format!("the broker refused the message: {rc}")),
+            failure: p.reason_code().and_then(v5_puback_failure),
         },
         Packet::V3_1_1Puback(p) => Received::Puback {
             packet_id: p.packet_id(),

@@ -120,11 +120,19 @@ pub enum Phase {
         /// What stands in the way, for a person.
         detail: String,
     },
+    /// The broker refused the command for good (MQTT 5: not authorised, say): it never reached
+    /// the device, and sending it again cannot help. A 3.1.1 broker cannot say so; its silent
+    /// drop ends the command timed out at the deadline.
+    Refused {
+        /// The broker's reason, with its code.
+        reason: String,
+    },
 }
 
 impl Phase {
     /// A short label: `queued`, `sent`, `delivered`, `succeeded`, `failed`, `rejected`,
-    /// `interrupted`, `timed out`, `expired`, `contradicted`, `superseded`, `unsupported`.
+    /// `interrupted`, `timed out`, `expired`, `contradicted`, `superseded`, `unsupported`,
+    /// `refused by the broker`.
     pub fn label(&self) -> &'static str {
         match self {
             Phase::Queued => "queued",
@@ -139,6 +147,7 @@ impl Phase {
             Phase::Contradicted { .. } => "contradicted",
             Phase::Superseded { .. } => "superseded",
             Phase::Unsupported { .. } => "unsupported",
+            Phase::Refused { .. } => "refused by the broker",
         }
     }
 
@@ -206,7 +215,7 @@ pub struct Progress {
     pub succeeded: usize,
     /// Failed or interrupted.
     pub failed: usize,
-    /// Rejected.
+    /// Rejected by the device, or refused by the broker.
     pub rejected: usize,
     /// Timed out or expired.
     pub timed_out: usize,
@@ -229,7 +238,7 @@ impl Progress {
             Phase::Queued | Phase::Sent | Phase::Delivered => &mut self.pending,
             Phase::Succeeded => &mut self.succeeded,
             Phase::Failed | Phase::Interrupted => &mut self.failed,
-            Phase::Rejected { .. } => &mut self.rejected,
+            Phase::Rejected { .. } | Phase::Refused { .. } => &mut self.rejected,
             Phase::TimedOut { .. } | Phase::Expired => &mut self.timed_out,
             Phase::Contradicted { .. } => &mut self.contradicted,
             Phase::Superseded { .. } | Phase::Unsupported { .. } => &mut self.superseded,

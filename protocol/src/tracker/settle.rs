@@ -35,6 +35,11 @@ pub enum Settlement {
     },
     /// No report, and presence says the device is gone: timed out, offline.
     Offline,
+    /// The broker refused the command for good; it never reached the device.
+    Refused {
+        /// The broker's reason.
+        reason: String,
+    },
 }
 
 impl CommandTracker {
@@ -55,6 +60,7 @@ impl CommandTracker {
             Settlement::Failed { message } => (Phase::Failed, None, Some(message)),
             Settlement::Superseded { by } => (Phase::Superseded { by }, None, None),
             Settlement::Unsupported { detail } => (Phase::Unsupported { detail }, None, None),
+            Settlement::Refused { reason } => (Phase::Refused { reason }, None, None),
             Settlement::Offline => (
                 Phase::TimedOut {
                     device_online: Some(false),

@@ -199,6 +199,39 @@ fn never_acknowledged_by_the_broker_is_expired() {
     );
 }
 
+#[test]
+fn refused_by_the_broker_ends_at_once_and_is_never_sent_again() {
+    let mut t = tracker();
+    let tid = t.submit(
+        Target::Device(dev("d1")),
+        &Command::Light { on: true },
+        SendOptions::default(),
+        at(0),
+    );
+    let o = t.poll_transmit().unwrap();
+    t.handle_sent(o.tid, at(0));
+    t.handle_refused(o.tid, "not authorized (0x87)", at(3));
+    let tracked = t.get(&tid).unwrap();
+    assert_eq!(
+        tracked.members[&dev("d1")].phase,
+        Phase::Refused {
+            reason: "not authorized (0x87)".into()
+        }
+    );
+    assert!(tracked.is_finished());
+    assert_eq!(tracked.progress.rejected, 1);
+    assert!(events(&mut t)
+        .iter()
+        .any(|e| matches!(e, TrackerEvent::Finished { tid: f, .. } if *f == tid)));
+    // Nothing is retransmitted, and the deadline has nothing left to do.
+    t.handle_timeout(at(60_000));
+    assert!(t.poll_transmit().is_none());
+    assert!(matches!(
+        t.get(&tid).unwrap().members[&dev("d1")].phase,
+        Phase::Refused { .. }
+    ));
+}
+
 fn status(device: &str, online: bool, groups: &[&str]) -> Vec<u8> {
     let mut s = Status::offline(dev(device));
     s.online = online;
