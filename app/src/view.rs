@@ -233,9 +233,7 @@ impl Cell {
             Phase::Rejected { .. }
             | Phase::Refused { .. }
             | Phase::Superseded { .. }
-            | Phase::Unsupported { .. } => {
-                Cell::Rejected
-            }
+            | Phase::Unsupported { .. } => Cell::Rejected,
             Phase::TimedOut { .. } | Phase::Expired => Cell::TimedOut,
         }
     }

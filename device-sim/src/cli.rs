@@ -48,10 +48,11 @@ struct ConnArgs {
     /// Client private key (PEM) for mutual TLS.
     #[arg(long, global = true)]
     key: Option<PathBuf>,
-    /// Broker user name.
+    /// Broker user name. `{device}` stands for each device's own id (`--username '{device}'`
+    /// logs every simulated device in as itself, as a per-device ACL expects).
     #[arg(long, global = true)]
     username: Option<String>,
-    /// Broker password.
+    /// Broker password; `{device}` as in --username.
     #[arg(long, global = true)]
     password: Option<String>,
 }
@@ -155,6 +156,9 @@ struct SendArgs {
     /// Deadline in seconds.
     #[arg(long, default_value_t = 10)]
     timeout_secs: u64,
+    /// MQTT version to try first: 5 (falling back to 3.1.1) or 3.1.1.
+    #[arg(long, default_value = "5")]
+    mqtt_version: String,
     /// `DEVICE COMMAND`, or `COMMAND` with --group, or `DEVICE TEXT` with --text.
     #[arg(required = true, num_args = 1..=2)]
     words: Vec<String>,
@@ -409,6 +413,7 @@ async fn run_send(args: SendArgs) -> anyhow::Result<ExitCode> {
     };
     let tracked = send::send(SendRequest {
         endpoint: args.conn.endpoint(url)?,
+        version: version(&args.mqtt_version)?,
         target,
         payload,
         wait: args.wait,

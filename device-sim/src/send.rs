@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use switchboard_protocol::client::{Client, ClientEvent, Dialect, Switchboard};
 use switchboard_protocol::family::Address;
-use switchboard_protocol::session::{SessionConfig, SessionEvent};
+use switchboard_protocol::session::{ProtocolVersion, SessionConfig, SessionEvent};
 use switchboard_protocol::tracker::{
     CommandTracker, Phase, Retention, SendOptions, Target, Tracked, TrackerConfig, TrackerEvent,
 };
@@ -30,6 +30,8 @@ pub enum Payload {
 pub struct SendRequest {
     /// The broker, and how to reach it.
     pub endpoint: Endpoint,
+    /// The MQTT version to offer first (5 falls back to 3.1.1 by itself).
+    pub version: ProtocolVersion,
     /// Whom.
     pub target: Target,
     /// What.
@@ -55,6 +57,8 @@ pub struct Operator {
 pub struct OperatorOptions {
     /// The broker, and how to reach it.
     pub endpoint: Endpoint,
+    /// The MQTT version to offer first (5 falls back to 3.1.1 by itself).
+    pub version: ProtocolVersion,
     /// Commands' deadline.
     pub timeout: Duration,
     /// Wait this long after subscribing for retained statuses (presence) to arrive.
@@ -78,6 +82,7 @@ impl Operator {
 
         let mut sc = SessionConfig::new(format!("cli-{:08x}", fastrand::u32(..)));
         opts.endpoint.apply(&mut sc);
+        sc.version = opts.version;
         sc.max_offline_queue = 100_000;
         client.connect(sc, now())?;
         let subscriptions = Switchboard.subscriptions().len();
@@ -207,6 +212,7 @@ pub async fn send(req: SendRequest) -> anyhow::Result<Tracked> {
     let group = matches!(req.target, Target::Group(_));
     let mut op = Operator::connect(OperatorOptions {
         endpoint: req.endpoint,
+        version: req.version,
         timeout: req.timeout,
         presence_wait: Duration::from_millis(if group { 300 } else { 50 }),
     })

@@ -116,11 +116,15 @@ pub struct Endpoint {
     pub url: BrokerUrl,
     /// TLS settings, for `mqtts://` and `wss://`.
     pub tls: Option<Arc<rustls::ClientConfig>>,
-    /// Broker user name.
+    /// Broker user name; `{device}` in it stands for each client's own id, so that every
+    /// simulated device logs in as itself (what a per-device access control list expects).
     pub username: Option<String>,
-    /// Broker password.
+    /// Broker password; `{device}` as in the user name.
     pub password: Option<String>,
 }
+
+/// What stands for a client's own id in [`Endpoint::username`] and [`Endpoint::password`].
+pub const DEVICE_PLACEHOLDER: &str = "{device}";
 
 impl Endpoint {
     /// A broker reached without TLS or credentials.
@@ -133,10 +137,12 @@ impl Endpoint {
         }
     }
 
-    /// Puts the credentials into a session configuration.
+    /// Puts the credentials into a session configuration, each `{device}` replaced by its client
+    /// id.
     pub fn apply(&self, config: &mut switchboard_protocol::session::SessionConfig) {
-        config.username = self.username.clone();
-        config.password = self.password.clone().map(String::into_bytes);
+        let own = |s: &String| s.replace(DEVICE_PLACEHOLDER, &config.client_id);
+        config.username = self.username.as_ref().map(own);
+        config.password = self.password.as_ref().map(own).map(String::into_bytes);
     }
 }
 
@@ -347,5 +353,16 @@ mod tests {
         let e = BrokerUrl::parse("http://h").unwrap_err().to_string();
         assert!(e.contains("unsupported scheme"), "{e}");
         assert!(BrokerUrl::parse("not a url").is_err());
+    }
+
+    #[test]
+    fn each_device_logs_in_as_itself() {
+        let mut endpoint = Endpoint::plain(BrokerUrl::parse("mqtt://127.0.0.1").unwrap());
+        endpoint.username = Some("{device}".into());
+        endpoint.password = Some("{device}-secret".into());
+        let mut config = switchboard_protocol::session::SessionConfig::new("device7");
+        endpoint.apply(&mut config);
+        assert_eq!(config.username.as_deref(), Some("device7"));
+        assert_eq!(config.password.as_deref(), Some(&b"device7-secret"[..]));
     }
 }

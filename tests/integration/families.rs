@@ -13,6 +13,7 @@ use device_sim::fleet::DeviceSpec;
 use device_sim::send::{Operator, OperatorOptions};
 use switchboard_protocol::family::confirm::ConfirmedBy;
 use switchboard_protocol::family::{Address, Family};
+use switchboard_protocol::session::ProtocolVersion;
 use switchboard_protocol::tracker::{Phase, SendOptions, Target, Tracked};
 use switchboard_protocol::{Command, DeviceId, Tid};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -52,6 +53,7 @@ pub(crate) fn one_of_each() -> Vec<DeviceSpec> {
 async fn operator(url: &str) -> Operator {
     Operator::connect(OperatorOptions {
         endpoint: endpoint(url),
+        version: ProtocolVersion::V5,
         timeout: T,
         presence_wait: Duration::from_millis(50),
     })

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod access;
 mod bad_input;
 mod families;
 mod families_panel;

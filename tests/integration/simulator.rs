@@ -7,6 +7,7 @@ use std::time::Duration;
 use device_sim::faults::Faults;
 use device_sim::send::{Operator, OperatorOptions};
 use switchboard_protocol::envelope::{Config, DeviceState, Rejection};
+use switchboard_protocol::session::ProtocolVersion;
 use switchboard_protocol::tracker::{Phase, SendOptions, Target, Tracked};
 use switchboard_protocol::{Command, GroupId};
 
@@ -295,6 +296,7 @@ async fn a_broker_restart_during_a_burst_loses_and_repeats_nothing(kind: Kind) {
     .await;
     let mut op = Operator::connect(OperatorOptions {
         endpoint: endpoint(&broker.url),
+        version: ProtocolVersion::V5,
         timeout: Duration::from_secs(40),
         presence_wait: Duration::from_millis(50),
     })
@@ -401,6 +403,7 @@ async fn mutual_tls_with_client_certificates() {
     let fleet = start_fleet(specs("tls", 1, &[], &Faults::default()), opts).await;
     let request = |endpoint, payload, timeout| SendRequest {
         endpoint,
+        version: ProtocolVersion::V5,
         target: to("tls1"),
         payload,
         wait: true,
@@ -542,6 +545,7 @@ async fn username_and_password() {
     let fleet = start_fleet(specs("pw", 1, &[], &Faults::default()), opts).await;
     let request = |endpoint| SendRequest {
         endpoint,
+        version: ProtocolVersion::V5,
         target: to("pw1"),
         payload: Payload::Command(Command::Light { on: true }),
         wait: true,

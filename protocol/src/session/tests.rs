@@ -804,7 +804,11 @@ fn broker_refusal_in_puback_is_reported_by_its_permanence() {
     for (code, permanent, text) in [
         (R::NotAuthorized, true, "not authorized (0x87)"),
         (R::TopicNameInvalid, true, "topic name invalid (0x90)"),
-        (R::PayloadFormatInvalid, true, "payload format invalid (0x99)"),
+        (
+            R::PayloadFormatInvalid,
+            true,
+            "payload format invalid (0x99)",
+        ),
         (R::QuotaExceeded, false, "quota exceeded (0x97)"),
         (R::UnspecifiedError, false, "unspecified error (0x80)"),
     ] {
@@ -823,7 +827,13 @@ fn broker_refusal_in_puback_is_reported_by_its_permanence() {
         );
         h.pump();
         match (h.take_events().as_slice(), permanent) {
-            ([SessionEvent::PublishRefused { id: refused, reason }], true) => {
+            (
+                [SessionEvent::PublishRefused {
+                    id: refused,
+                    reason,
+                }],
+                true,
+            ) => {
                 assert_eq!(*refused, id);
                 assert_eq!(reason, text);
             }

@@ -8,8 +8,7 @@ use mqtt_protocol_core::mqtt::packet::{
 };
 use mqtt_protocol_core::mqtt::result_code::{
     ConnectReasonCode, ConnectReturnCode, DisconnectReasonCode, MqttError, PubackReasonCode,
-    SubackReasonCode,
-    SubackReturnCode,
+    SubackReasonCode, SubackReturnCode,
 };
 use mqtt_protocol_core::mqtt::Version;
 

@@ -19,6 +19,26 @@ pub enum Kind {
     Embedded,
 }
 
+/// Who may log in to a secured broker, and what each may do.
+#[derive(Clone, Copy)]
+pub struct Access<'a> {
+    /// User names and passwords.
+    pub users: &'a [(&'a str, &'a str)],
+    /// mosquitto ACL file contents; `None` lets every user do anything.
+    pub acl: Option<&'a str>,
+    /// Also a WebSocket listener over TLS, with this PKI's server certificate.
+    pub wss: Option<&'a super::certs::TestPki>,
+}
+
+/// The secured listeners of [`Broker::start_secured`].
+#[derive(Clone, Debug)]
+pub struct SecuredUrls {
+    /// `mqtt://127.0.0.1:<port>`.
+    pub tcp: String,
+    /// `wss://127.0.0.1:<port>/mqtt`, when asked for.
+    pub wss: Option<String>,
+}
+
 /// A running broker.
 #[derive(Debug)]
 pub struct Broker {
@@ -86,27 +106,75 @@ impl Broker {
     /// mosquitto with an extra listener that takes only `user` / `password`. Returns the broker and
     /// that listener's URL.
     pub async fn start_with_password(user: &str, password: &str) -> (Broker, String) {
-        let auth = free_addr();
+        let (broker, urls) = Broker::start_secured(&Access {
+            users: &[(user, password)],
+            acl: None,
+            wss: None,
+        })
+        .await;
+        (broker, urls.tcp)
+    }
+
+    /// mosquitto with listeners that take only `access`'s users, each held to its ACL: one on
+    /// TCP, and one for WebSockets over TLS when `access.wss` names a PKI.
+    pub async fn start_secured(access: &Access<'_>) -> (Broker, SecuredUrls) {
         let dir = tempfile::tempdir().unwrap();
         let passwords = dir.path().join("passwords");
-        let status = Command::new("mosquitto_passwd")
-            .args(["-b", "-c"])
-            .arg(&passwords)
-            .args([user, password])
-            .status()
-            .expect("mosquitto_passwd is installed with mosquitto");
-        assert!(status.success());
-        let extra = format!(
-            "listener {port} 127.0.0.1\n\
-             allow_anonymous false\n\
-             password_file {file}\n",
-            port = auth.port(),
-            file = passwords.display(),
+        for (i, (user, password)) in access.users.iter().enumerate() {
+            let mut cmd = Command::new("mosquitto_passwd");
+            cmd.arg("-b");
+            if i == 0 {
+                cmd.arg("-c");
+            }
+            let status = cmd
+                .arg(&passwords)
+                .args([user, password])
+                .status()
+                .expect("mosquitto_passwd is installed with mosquitto");
+            assert!(status.success());
+        }
+        let mut checks = format!(
+            "allow_anonymous false\npassword_file {}\n",
+            passwords.display()
         );
-        (
-            Broker::mosquitto(dir, extra).await,
-            format!("mqtt://{auth}"),
-        )
+        if let Some(acl) = access.acl {
+            let file = dir.path().join("acl");
+            std::fs::write(&file, acl).unwrap();
+            checks.push_str(&format!("acl_file {}\n", file.display()));
+        }
+        let tcp = free_addr();
+        let mut extra = format!("listener {} 127.0.0.1\n{checks}", tcp.port());
+        let mut wss_url = None;
+        if let Some(pki) = access.wss {
+            let wss = free_addr();
+            extra.push_str(&format!(
+                "listener {port} 127.0.0.1\n\
+                 protocol websockets\n\
+                 certfile {cert}\n\
+                 keyfile {key}\n\
+                 {checks}",
+                port = wss.port(),
+                cert = pki.server_cert.display(),
+                key = pki.server_key.display(),
+            ));
+            wss_url = Some(format!("wss://{wss}/mqtt"));
+        }
+        let broker = Broker::mosquitto(dir, extra).await;
+        let urls = SecuredUrls {
+            tcp: format!("mqtt://{tcp}"),
+            wss: wss_url,
+        };
+        (broker, urls)
+    }
+
+    /// What mosquitto wrote to its log so far (connections, refusals, denied publishes).
+    pub fn log(&self) -> String {
+        match &self.inner {
+            Inner::Mosquitto { dir, .. } => {
+                std::fs::read_to_string(dir.path().join("mosquitto.log")).unwrap_or_default()
+            }
+            Inner::Embedded(_) => String::new(),
+        }
     }
 
     /// mosquitto on free TCP and WebSocket ports, keeping its files in `dir`, with `extra`

@@ -77,6 +77,7 @@ pub async fn send_command(
 ) -> Tracked {
     send::send(SendRequest {
         endpoint: endpoint(url),
+        version: ProtocolVersion::V5,
         target,
         payload: Payload::Command(command),
         wait: true,
@@ -91,6 +92,7 @@ pub async fn send_command(
 pub async fn send_text(url: &str, device: &str, text: &str) -> Tracked {
     send::send(SendRequest {
         endpoint: endpoint(url),
+        version: ProtocolVersion::V5,
         target: Target::Device(DeviceId::new(device).unwrap()),
         payload: Payload::Text(text.to_owned()),
         wait: true,
@@ -218,6 +220,7 @@ pub async fn wait_online(url: &str, device: &str) {
     for _ in 0..100 {
         let op = device_sim::send::Operator::connect(device_sim::send::OperatorOptions {
             endpoint: endpoint(url),
+            version: ProtocolVersion::V5,
             timeout: Duration::from_secs(10),
             presence_wait: Duration::from_millis(100),
         })
