@@ -46,7 +46,12 @@ impl Socket {
         ws.set_binary_type(BinaryType::Arraybuffer);
         let on_event = std::rc::Rc::new(on_event);
         let tell = on_event.clone();
-        let onopen = Closure::<dyn FnMut()>::new(move || tell(SocketEvent::Open));
+        let opened = std::rc::Rc::new(std::cell::Cell::new(false));
+        let was_opened = opened.clone();
+        let onopen = Closure::<dyn FnMut()>::new(move || {
+            was_opened.set(true);
+            tell(SocketEvent::Open)
+        });
         let tell = on_event.clone();
         let onmessage = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
             if let Ok(buf) = e.data().dyn_into::<js_sys::ArrayBuffer>() {
@@ -54,13 +59,14 @@ impl Socket {
             }
         });
         let tell = on_event;
+        let secure = url.starts_with("wss:");
         let onclose = Closure::<dyn FnMut(CloseEvent)>::new(move |e: CloseEvent| {
-            let reason = e.reason();
-            tell(SocketEvent::Closed(match (e.code(), reason.is_empty()) {
-                (1006, _) => "the connection to the broker closed abnormally (is the broker running, and is the URL right?)".to_owned(),
-                (code, true) => format!("the broker closed the connection (code {code})"),
-                (code, false) => format!("the broker closed the connection (code {code}: {reason})"),
-            }));
+            tell(SocketEvent::Closed(close_reason(
+                opened.get(),
+                secure,
+                e.code(),
+                &e.reason(),
+            )))
         });
         ws.set_onopen(Some(onopen.as_ref().unchecked_ref()));
         ws.set_onmessage(Some(onmessage.as_ref().unchecked_ref()));
@@ -82,6 +88,19 @@ impl Socket {
         self.ws
             .send_with_u8_array(bytes)
             .map_err(|e| format!("socket write failed: {e:?}"))
+    }
+}
+
+/// Why a socket closed, for a person. A browser tells a page nothing about a socket that failed
+/// to open (refused, unreachable, a certificate it does not trust: all code 1006), so the message
+/// names what to check.
+fn close_reason(opened: bool, secure: bool, code: u16, reason: &str) -> String {
+    match (opened, code) {
+        (false, _) if secure => "could not open a secure connection to the broker: is it running, is the URL right, and does this browser trust its certificate? (opening the URL with https:// in a tab shows the certificate error, if any)".to_owned(),
+        (false, _) => "could not connect to the broker: is it running, and is the URL right?".to_owned(),
+        (true, 1006) => "the connection to the broker was cut (no close frame)".to_owned(),
+        (true, code) if reason.is_empty() => format!("the broker closed the connection (code {code})"),
+        (true, code) => format!("the broker closed the connection (code {code}: {reason})"),
     }
 }
 

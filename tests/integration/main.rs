@@ -10,6 +10,7 @@ mod families;
 mod families_panel;
 mod interop;
 mod panel;
+mod panel_secure;
 mod protocol_smoke;
 mod simulator;
 mod support;

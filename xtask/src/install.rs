@@ -33,8 +33,9 @@ pub const CHROMIUM: &str = "/usr/bin/chromium";
 /// Where Debian's `chromium-driver` puts its driver.
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
-/// Debian packages every run needs: the broker that integration tests start.
-const APT_ALWAYS: &[&str] = &["mosquitto", "mosquitto-clients"];
+/// Debian packages every run needs: the broker that integration tests start, and openssl for
+/// the TLS tests (a certificate's key hash for the one browser that trusts it).
+const APT_ALWAYS: &[&str] = &["mosquitto", "mosquitto-clients", "openssl"];
 
 /// Debian packages for the browser tests (geckodriver comes from the crate registry instead:
 /// Debian does not package it).

@@ -8,6 +8,7 @@
 //! panel against a hand-written MQTT.js page and the device simulator, and prints one table.
 
 mod bench;
+mod dist;
 mod fuzz;
 mod install;
 mod panel;
@@ -45,6 +46,10 @@ commands:
         mosquitto) and commands per second with 1,000 devices. Prints a table and writes it
         to target/bench/bench.txt. With NAME, only the measurements whose name contains it
         (`bench panel`: the panel's two).
+  dist
+        Build the release panel into dist/ as static files with content-hashed names that
+        run under a strict Content Security Policy (no inline script), and print the files
+        and the policy to serve them with.
   fuzz [--runs N] [--seconds S] [TARGET...]
         Run the libFuzzer targets in fuzz/ (envelope, text_command, session, gate,
         families; all when none is named) one after another, each until N executions
@@ -64,6 +69,7 @@ fn main() -> ExitCode {
         "run" => run::run(rest, &test::workspace_root()),
         "test" => test::run(rest),
         "bench" => bench::run(rest),
+        "dist" => dist::run(rest, &test::workspace_root()),
         "fuzz" => fuzz::run(rest, &test::workspace_root()),
         "wasm-runner" => wasm_runner::run(rest),
         "help" | "-h" | "--help" => {

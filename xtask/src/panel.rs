@@ -17,6 +17,7 @@ pub fn build(workspace: &Path, skip_install: bool) -> Result<OsString> {
         install::ensure_panel_tools(workspace)?
     };
     execute(trunk(workspace, &path).args(["build", "--release"]))?;
+    crate::dist::externalize_inline_scripts(&workspace.join("dist"))?;
     let bundle = bundle(&workspace.join("dist"))?;
     println!("    {}", describe(&bundle));
     Ok(path)

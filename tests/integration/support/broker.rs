@@ -143,7 +143,8 @@ impl Broker {
             checks.push_str(&format!("acl_file {}\n", file.display()));
         }
         let tcp = free_addr();
-        let mut extra = format!("listener {} 127.0.0.1\n{checks}", tcp.port());
+        // Every log line, refused CONNACKs included (debug level), for tests that count them.
+        let mut extra = format!("log_type all\nlistener {} 127.0.0.1\n{checks}", tcp.port());
         let mut wss_url = None;
         if let Some(pki) = access.wss {
             let wss = free_addr();

@@ -1,11 +1,12 @@
 //! The panel in a real headless Chromium: a static server for the built panel (`dist/`), Debian's
 //! chromedriver, and a WebDriver session (fantoccini) with helpers that wait for the page.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fantoccini::elements::Element;
@@ -37,42 +38,82 @@ pub fn artifacts() -> PathBuf {
     dir
 }
 
-/// Serves a folder over HTTP on loopback: GET only, one thread per connection. Written here
+/// Serves a folder over HTTP on loopback: GET, one thread per connection, optionally with a
+/// Content Security Policy whose violation reports (POST `/csp-report`) it keeps. Written here
 /// (standard library only) because the tests need nothing more than files with the right
 /// content types.
 #[derive(Debug)]
 pub struct StaticServer {
     /// `http://127.0.0.1:<port>`.
     pub url: String,
+    reports: Arc<Mutex<Vec<String>>>,
 }
+
+/// Where a served page's policy sends its violation reports.
+pub const CSP_REPORTS: &str = "/csp-report";
 
 impl StaticServer {
     /// Starts serving `root`; the server lives as long as the test process.
     pub fn start(root: PathBuf) -> StaticServer {
+        StaticServer::serve(root, None)
+    }
+
+    /// Serves `root` with the header `Content-Security-Policy: <policy>; report-uri /csp-report`.
+    pub fn start_with_policy(root: PathBuf, policy: &str) -> StaticServer {
+        StaticServer::serve(root, Some(format!("{policy}; report-uri {CSP_REPORTS}")))
+    }
+
+    fn serve(root: PathBuf, policy: Option<String>) -> StaticServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
+        let reports = Arc::new(Mutex::new(Vec::new()));
+        let kept = reports.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let root = root.clone();
-                std::thread::spawn(move || serve_one(stream, &root));
+                let (root, policy, kept) = (root.clone(), policy.clone(), kept.clone());
+                std::thread::spawn(move || serve_one(stream, &root, policy.as_deref(), &kept));
             }
         });
         StaticServer {
             url: format!("http://{addr}"),
+            reports,
         }
+    }
+
+    /// The violation reports the browser sent so far.
+    pub fn csp_reports(&self) -> Vec<String> {
+        self.reports.lock().unwrap().clone()
     }
 }
 
-fn serve_one(stream: TcpStream, root: &Path) {
+fn serve_one(stream: TcpStream, root: &Path, policy: Option<&str>, reports: &Mutex<Vec<String>>) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut line = String::new();
     if reader.read_line(&mut line).is_err() {
         return;
     }
-    // Drain the headers.
+    let mut length = 0;
     let mut h = String::new();
     while reader.read_line(&mut h).is_ok_and(|n| n > 2) {
+        if let Some((name, value)) = h.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().unwrap_or(0);
+            }
+        }
         h.clear();
+    }
+    if line.starts_with("POST ") {
+        let mut body = vec![0; length];
+        let _ = reader.read_exact(&mut body);
+        if line.split_whitespace().nth(1) == Some(CSP_REPORTS) {
+            reports
+                .lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&body).into_owned());
+        }
+        let mut out = stream;
+        let _ = out.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
+        return;
     }
     let path = line.split_whitespace().nth(1).unwrap_or("/");
     let path = path.split('?').next().unwrap_or("/");
@@ -96,8 +137,11 @@ fn serve_one(stream: TcpStream, root: &Path) {
         Err(_) => ("404 Not Found", b"not found".to_vec(), "text/plain"),
     };
     let mut out = stream;
+    let policy = policy
+        .map(|p| format!("Content-Security-Policy: {p}\r\n"))
+        .unwrap_or_default();
     let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n{policy}Connection: close\r\n\r\n",
         body.len()
     );
     let _ = out.write_all(head.as_bytes());
@@ -121,6 +165,11 @@ impl std::fmt::Debug for Browser {
 impl Browser {
     /// Starts chromedriver and a fresh headless Chromium (its own profile folder).
     pub async fn start() -> Browser {
+        Browser::start_with(&[]).await
+    }
+
+    /// [`Browser::start`] with more Chromium flags.
+    pub async fn start_with(flags: &[String]) -> Browser {
         let port = free_port();
         let driver = Command::new("/usr/bin/chromedriver")
             .arg(format!("--port={port}"))
@@ -132,16 +181,27 @@ impl Browser {
             .spawn()
             .expect("chromedriver (Debian's chromium-driver; cargo xtask test installs it)");
         let profile = tempfile::tempdir().unwrap();
+        let mut args: Vec<String> = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--window-size=1280,900",
+            "--disable-breakpad",
+            "--disable-crash-reporter",
+        ]
+        .map(String::from)
+        .to_vec();
+        args.push(format!("--user-data-dir={}", profile.path().display()));
+        args.extend_from_slice(flags);
         let caps = json!({
             "goog:chromeOptions": {
                 "binary": "/usr/bin/chromium",
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--disable-background-networking", "--disable-component-update",
-                    "--disable-sync", "--no-first-run", "--window-size=1280,900",
-                    "--disable-breakpad", "--disable-crash-reporter",
-                    format!("--user-data-dir={}", profile.path().display()),
-                ]
+                "args": args,
             }
         });
         let caps: serde_json::Map<String, serde_json::Value> = caps.as_object().unwrap().clone();

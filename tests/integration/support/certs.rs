@@ -50,6 +50,27 @@ fn leaf(dir: &Path, name: &str, sans: &[&str], issuer: &Issuer<'_, KeyPair>) -> 
 }
 
 impl TestPki {
+    /// The Chromium flag that makes one browser, and only it, trust the server's certificate:
+    /// `--ignore-certificate-errors-spki-list` with the SHA-256 of its public key (base64), as
+    /// `openssl` computes it.
+    pub fn chromium_trust_flag(&self) -> String {
+        let script = format!(
+            "openssl x509 -in '{}' -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64",
+            self.server_cert.display()
+        );
+        let out = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .output()
+            .expect("openssl is installed");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let spki = String::from_utf8(out.stdout).unwrap();
+        format!("--ignore-certificate-errors-spki-list={}", spki.trim())
+    }
+
     /// Generates a fresh PKI.
     pub fn generate() -> TestPki {
         let dir = tempfile::tempdir().unwrap();
