@@ -342,26 +342,6 @@ impl CommandTracker {
         self.handle_sent(tid, now);
     }
 
-    /// The broker refused the publish for `tid` for good (an MQTT 5 PUBACK reason such as not
-    /// authorised): every member it had not yet delivered to ends [`Phase::Refused`] at once,
-    /// with the broker's reason, rather than being retried until the deadline.
-    pub fn handle_refused(&mut self, tid: Tid, reason: impl Into<String>, now: Timestamp) {
-        let Some(t) = self.commands.get(&tid) else {
-            return;
-        };
-        let undelivered: Vec<DeviceId> = t
-            .members
-            .iter()
-            .filter(|(_, m)| matches!(m.phase, Phase::Queued | Phase::Sent))
-            .map(|(d, _)| d.clone())
-            .collect();
-        let reason = reason.into();
-        for device in undelivered {
-            let reason = reason.clone();
-            self.settle(tid, &device, Settlement::Refused { reason }, now);
-        }
-    }
-
     /// The broker acknowledged the publish for `tid`.
     pub fn handle_delivered(&mut self, tid: Tid) {
         let Some(t) = self.commands.get_mut(&tid) else {

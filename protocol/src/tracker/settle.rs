@@ -1,5 +1,6 @@
 //! Settling a member on evidence other than an answer with the TID: a device family's state
-//! reports, its RPC answers, a newer command that replaces it, a command its family cannot carry.
+//! reports, its RPC answers, a newer command that replaces it, a command its family cannot carry,
+//! the broker's refusal.
 
 use crate::envelope::{Outcome, Response, Tid};
 use crate::family::confirm::ConfirmedBy;
@@ -43,6 +44,26 @@ pub enum Settlement {
 }
 
 impl CommandTracker {
+    /// The broker refused the publish for `tid` for good (an MQTT 5 PUBACK reason such as not
+    /// authorised): every member it had not yet delivered to ends [`Phase::Refused`] at once,
+    /// with the broker's reason, rather than being retried until the deadline.
+    pub fn handle_refused(&mut self, tid: Tid, reason: impl Into<String>, now: Timestamp) {
+        let Some(t) = self.commands.get(&tid) else {
+            return;
+        };
+        let undelivered: Vec<DeviceId> = t
+            .members
+            .iter()
+            .filter(|(_, m)| matches!(m.phase, Phase::Queued | Phase::Sent))
+            .map(|(d, _)| d.clone())
+            .collect();
+        let reason = reason.into();
+        for device in undelivered {
+            let reason = reason.clone();
+            self.settle(tid, &device, Settlement::Refused { reason }, now);
+        }
+    }
+
     /// Ends `device`'s part in command `tid` as `settlement` says. A member already terminal is
     /// left as it is (a late confirmation of a timed-out member is recorded as late).
     pub fn settle(&mut self, tid: Tid, device: &DeviceId, settlement: Settlement, now: Timestamp) {
