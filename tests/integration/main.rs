@@ -9,6 +9,7 @@ mod bad_input;
 mod families;
 mod families_panel;
 mod interop;
+mod network_faults;
 mod panel;
 mod panel_secure;
 mod protocol_smoke;

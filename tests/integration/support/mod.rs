@@ -3,6 +3,7 @@
 pub mod broker;
 pub mod browser;
 pub mod certs;
+pub mod netlab;
 pub mod reference;
 
 use std::net::{SocketAddr, TcpListener};
