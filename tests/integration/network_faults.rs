@@ -16,8 +16,10 @@ use switchboard_protocol::session::ProtocolVersion;
 use switchboard_protocol::tracker::{SendOptions, Tracked};
 use switchboard_protocol::{Command, Tid};
 
+use crate::panel::click;
+use crate::support::browser::{dist, Browser, StaticServer};
 use crate::support::netlab::{delay_line, NetLab};
-use crate::support::{endpoint, fleet_options, specs, start_fleet, to};
+use crate::support::{dev, endpoint, fleet_options, specs, start_fleet, to};
 
 const DEVICES: usize = 10;
 const COMMANDS: usize = 1_000;
@@ -32,6 +34,23 @@ enum Fault {
     Partition,
 }
 
+/// Where a client reaches the broker's `port` across the faulty link: the broker itself, or the
+/// delay line in front of it.
+async fn path_to(lab: &NetLab, fault: Fault, port: u16) -> SocketAddr {
+    let broker = SocketAddr::from((lab.broker_ip, port));
+    match fault {
+        Fault::Delay => {
+            delay_line(
+                broker,
+                Duration::from_millis(300),
+                Duration::from_millis(100),
+            )
+            .await
+        }
+        Fault::Loss | Fault::Partition => broker,
+    }
+}
+
 async fn burst_under(fault: Fault) {
     let mut lab = match NetLab::start() {
         Ok(lab) => lab,
@@ -40,20 +59,8 @@ async fn burst_under(fault: Fault) {
             return;
         }
     };
-    let direct = lab.start_mosquitto().await;
-    let url = match fault {
-        Fault::Delay => {
-            let upstream = SocketAddr::from((lab.broker_ip, 1883));
-            let line = delay_line(
-                upstream,
-                Duration::from_millis(300),
-                Duration::from_millis(100),
-            )
-            .await;
-            format!("mqtt://{line}")
-        }
-        Fault::Loss | Fault::Partition => direct,
-    };
+    lab.start_mosquitto().await;
+    let url = format!("mqtt://{}", path_to(&lab, fault, 1883).await);
     let fleet = start_fleet(
         specs("nf", DEVICES, &[], &Faults::default()),
         fleet_options(&url, None),
@@ -164,4 +171,126 @@ async fn a_burst_survives_300_ms_of_delay_with_jitter() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_survives_a_30_s_partition() {
     burst_under(Fault::Partition).await;
+}
+
+/// The panel in headless Chromium sends one command to a group of 100 devices across the faulty
+/// link: every member ends terminal (the matrix completes), none runs it twice, and after a
+/// partition the panel and the devices are back by themselves.
+async fn panel_fan_out_under(fault: Fault) {
+    let mut lab = match NetLab::start() {
+        Ok(lab) => lab,
+        Err(why) => {
+            eprintln!("SKIPPED: no network namespace for this test ({why}); run as root");
+            return;
+        }
+    };
+    lab.start_mosquitto().await;
+    let tcp = path_to(&lab, fault, 1883).await;
+    let ws = path_to(&lab, fault, 8083).await;
+    let fleet = start_fleet(
+        specs("nfan", 100, &["hall"], &Faults::default()),
+        fleet_options(&format!("mqtt://{tcp}"), None),
+    )
+    .await;
+    let server = StaticServer::start(dist());
+    let browser = Browser::start().await;
+    browser
+        .client
+        .goto(&format!("{}/?broker=ws://{ws}/mqtt", server.url))
+        .await
+        .unwrap();
+    let t = Duration::from_secs(60);
+    browser
+        .until(
+            "100 devices in group hall",
+            "const o = document.querySelector('select[name=\"group\"] option'); return o && o.textContent.includes('100 devices');",
+            t,
+        )
+        .await;
+    if let Fault::Loss = fault {
+        lab.lossy(0.2);
+    }
+    let started = Instant::now();
+    click(&browser, "[data-action=\"fanout\"]").await;
+    let healer = match fault {
+        Fault::Partition => {
+            let heal = lab.partition();
+            Some(tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                heal.now();
+            }))
+        }
+        _ => None,
+    };
+    let tid = browser
+        .until(
+            "the matrix complete",
+            "const f = document.querySelector('[data-fanout]'); return f && f.dataset.complete === 'true' ? f.dataset.fanout : '';",
+            Duration::from_secs(120),
+        )
+        .await;
+    let took = started.elapsed();
+    let counts = browser
+        .client
+        .execute(
+            "const f = document.querySelector('[data-fanout]').dataset; return [f.answered, f.succeeded].join(' ');",
+            vec![],
+        )
+        .await
+        .unwrap();
+    eprintln!(
+        "{fault:?}: the panel's fan-out to 100 complete in {took:?}; answered, succeeded: {counts}"
+    );
+    browser.screenshot(&format!("fanout-under-{fault:?}")).await;
+    let tid = Tid::parse(tid.as_str().unwrap()).unwrap();
+    for i in 1..=100 {
+        let d = dev(&format!("nfan{i}"));
+        assert!(
+            fleet.stats().executions_of(&d, &tid) <= 1,
+            "{fault:?}: nfan{i} ran it twice"
+        );
+    }
+    match fault {
+        Fault::Loss | Fault::Delay => {
+            assert_eq!(counts, "100 100", "{fault:?}: every member confirmed");
+        }
+        Fault::Partition => {
+            healer.unwrap().await.unwrap();
+            assert_eq!(fleet.wait_online(Duration::from_secs(60)).await, 100);
+            browser
+                .until(
+                    "the panel online again",
+                    "const b = document.querySelector('[data-conn]'); return b && b.dataset.conn === 'online';",
+                    Duration::from_secs(60),
+                )
+                .await;
+            // The panel reconciles the answers that were held up, and a new command goes through.
+            click(&browser, "[data-action=\"fanout\"]").await;
+            let again = browser
+                .until(
+                    "a second fan-out after the partition",
+                    &format!("const f = document.querySelector('[data-fanout]'); return f && f.dataset.fanout !== '{tid}' && f.dataset.complete === 'true' ? [f.dataset.answered, f.dataset.succeeded].join(' ') : '';"),
+                    Duration::from_secs(60),
+                )
+                .await;
+            assert_eq!(again, "100 100", "after the partition: {again}");
+        }
+    }
+    browser.close().await;
+    fleet.stop(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_panels_fan_out_survives_a_fifth_of_the_packets_lost() {
+    panel_fan_out_under(Fault::Loss).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_panels_fan_out_survives_300_ms_of_delay_with_jitter() {
+    panel_fan_out_under(Fault::Delay).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_panels_fan_out_survives_a_30_s_partition() {
+    panel_fan_out_under(Fault::Partition).await;
 }

@@ -36,7 +36,13 @@ pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// Debian packages every run needs: the broker that integration tests start, and openssl for
 /// the TLS tests (a certificate's key hash for the one browser that trusts it), iproute2 and
 /// iptables for the network-fault tests (a namespace, a veth pair, dropped packets).
-const APT_ALWAYS: &[&str] = &["mosquitto", "mosquitto-clients", "openssl", "iproute2", "iptables"];
+const APT_ALWAYS: &[&str] = &[
+    "mosquitto",
+    "mosquitto-clients",
+    "openssl",
+    "iproute2",
+    "iptables",
+];
 
 /// Debian packages for the browser tests (geckodriver comes from the crate registry instead:
 /// Debian does not package it).

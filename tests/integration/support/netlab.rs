@@ -84,16 +84,18 @@ impl NetLab {
         run(&all)
     }
 
-    /// mosquitto inside the namespace on the link's address; returns its `mqtt://` URL.
+    /// mosquitto inside the namespace on the link's address, TCP on 1883 and WebSockets on 8083;
+    /// returns the TCP listener's `mqtt://` URL.
     pub async fn start_mosquitto(&mut self) -> String {
         let conf = self.dir.path().join("mosquitto.conf");
         std::fs::write(
             &conf,
             format!(
                 "user root\nallow_anonymous true\nset_tcp_nodelay true\npersistence true\n\
-                 persistence_location {}/\nmax_queued_messages 100000\nlistener 1883 {}\n",
+                 persistence_location {}/\nmax_queued_messages 100000\nlistener 1883 {ip}\n\
+                 listener 8083 {ip}\nprotocol websockets\n",
                 self.dir.path().display(),
-                self.broker_ip
+                ip = self.broker_ip
             ),
         )
         .unwrap();
