@@ -26,6 +26,7 @@ pub mod pump;
 pub mod settings;
 pub mod socket;
 pub mod store;
+pub mod tabs;
 pub mod view;
 
 pub use components::app::App;

@@ -53,6 +53,12 @@ impl Link {
         self.input(|p, t| p.connect(settings, t));
     }
 
+    /// Connects again with a client id of this tab's own, newly drawn (after another tab or
+    /// client took this one's session).
+    pub fn connect_with_fresh_id(&self) {
+        self.input(|p, t| p.connect_with_fresh_id(t));
+    }
+
     /// Closes the connection and stops reconnecting.
     pub fn disconnect(&self) {
         self.input(|p, t| p.client.disconnect(t));

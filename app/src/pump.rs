@@ -26,6 +26,7 @@ use crate::projection::Projection;
 use crate::settings::{random_id, Settings};
 use crate::socket::{Socket, SocketEvent};
 use crate::store::StoreWriter;
+use crate::tabs::{TabMessage, Tabs};
 use crate::view::Conn;
 
 /// Default command deadline.
@@ -70,6 +71,11 @@ pub struct Pump {
     selected: Option<DeviceId>,
     close_reason: Option<String>,
     conn_error: Option<String>,
+    /// The broker gave this client id's session to another client, or another tab of this
+    /// browser holds the id.
+    taken_over: bool,
+    /// The other tabs of this browser.
+    tabs: Option<Tabs>,
 }
 
 impl std::fmt::Debug for Pump {
@@ -97,6 +103,12 @@ impl Pump {
             log(&format!("cannot follow device logs: {e}"));
         }
         Rc::new_cyclic(|me| {
+            let hears = me.clone();
+            let tabs = Tabs::open(move |m| {
+                if let Some(rc) = hears.upgrade() {
+                    input(&rc, |p, t| p.on_tab_message(m, t));
+                }
+            });
             RefCell::new(Pump {
                 me: me.clone(),
                 writer,
@@ -115,12 +127,24 @@ impl Pump {
                 selected: None,
                 close_reason: None,
                 conn_error: None,
+                taken_over: false,
+                tabs,
             })
         })
     }
 
+    /// Connects again as before, but with a client id newly drawn for this tab.
+    pub fn connect_with_fresh_id(&mut self, t: Timestamp) {
+        if let Some(settings) = self.settings.clone() {
+            let settings = settings.with_fresh_client_id();
+            settings.save();
+            self.connect(settings, t);
+        }
+    }
+
     /// Connects with `settings`, replacing any current connection.
     pub fn connect(&mut self, settings: Settings, t: Timestamp) {
+        self.taken_over = false;
         self.drop_socket();
         self.close_reason = None;
         self.conn_error = None;
@@ -130,7 +154,11 @@ impl Pump {
             self.client.disconnect(t);
             return;
         }
-        let mut sc = SessionConfig::new(settings.effective_client_id());
+        let id = settings.effective_client_id();
+        if let Some(tabs) = &self.tabs {
+            tabs.say(&TabMessage::Claim(id.clone()));
+        }
+        let mut sc = SessionConfig::new(id);
         sc.version = settings.version();
         sc.version_fallback = !settings.mqtt311;
         // A persistent session: answers that arrive while the page reloads wait at the broker.
@@ -150,6 +178,36 @@ impl Pump {
         // Devices of every family announce themselves: follow their announcements.
         if let Err(e) = self.client.discover(t) {
             log(&format!("discovery: {e}"));
+        }
+    }
+
+    /// Another tab spoke: one that claims this tab's client id is told it is held; when this tab
+    /// hears its own id is held elsewhere, it leaves the broker to that tab and says so.
+    fn on_tab_message(&mut self, m: TabMessage, t: Timestamp) {
+        let Some(session) = self.client.session() else {
+            return;
+        };
+        let mine = session.config().client_id.clone();
+        let active = !matches!(
+            session.state(),
+            ConnectionState::Idle | ConnectionState::Closed
+        );
+        match m {
+            TabMessage::Claim(id) if id == mine && active => {
+                if let Some(tabs) = &self.tabs {
+                    tabs.say(&TabMessage::Held(id));
+                }
+            }
+            TabMessage::Held(id) if id == mine && active => {
+                self.client.disconnect(t);
+                self.taken_over = true;
+                let msg = format!(
+                    "another tab of this browser is connected with this client id ({id}): this one stays off the broker so that neither takes the session from the other"
+                );
+                self.projection.note("error", t, msg.clone());
+                self.conn_error = Some(msg);
+            }
+            _ => {}
         }
     }
 
@@ -293,7 +351,21 @@ impl Pump {
                 let msg = self.close_reason.take().unwrap_or(reason);
                 self.projection
                     .note("warning", t, format!("disconnected: {msg}"));
+                if !self.taken_over {
+                    self.conn_error = Some(msg);
+                }
+            }
+            SessionEvent::TakenOver { reason } => {
+                let msg = format!(
+                    "another tab or client connected with this client id ({}), and the broker gave it the session: {reason}",
+                    self.settings
+                        .as_ref()
+                        .map(Settings::effective_client_id)
+                        .unwrap_or_default()
+                );
+                self.projection.note("error", t, msg.clone());
                 self.conn_error = Some(msg);
+                self.taken_over = true;
             }
             SessionEvent::SubscriptionRefused { filter, reason } => self.projection.note(
                 "error",
@@ -380,6 +452,7 @@ impl Pump {
             return Conn::Offline;
         };
         match s.state() {
+            ConnectionState::Closed if self.taken_over => Conn::TakenOver,
             ConnectionState::Idle | ConnectionState::Closed => Conn::Offline,
             ConnectionState::Connecting => Conn::Connecting,
             ConnectionState::Connected => Conn::Online {

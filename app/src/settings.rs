@@ -93,6 +93,22 @@ impl Settings {
         id
     }
 
+    /// The same settings with a client id of this tab's own, newly drawn: for a tab whose session
+    /// another tab (or client) took, having the same id (a duplicated tab copies its session
+    /// storage, and so its id).
+    pub fn with_fresh_client_id(mut self) -> Settings {
+        self.client_id.clear();
+        let id = random_id("panel");
+        if let Some(st) = storage(true) {
+            let _ = st.set_item(CLIENT_ID_KEY, &id);
+        }
+        // Without the tab's storage, the id goes in the settings themselves.
+        if storage(true).is_none() {
+            self.client_id = id;
+        }
+        self
+    }
+
     /// The protocol version to start with.
     pub fn version(&self) -> ProtocolVersion {
         if self.mqtt311 {

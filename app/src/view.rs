@@ -25,6 +25,9 @@ pub enum Conn {
         /// When.
         at: Timestamp,
     },
+    /// Closed because another tab or client connected with this client id: not retried, or the
+    /// two would take the session from each other for ever.
+    TakenOver,
 }
 
 /// One line of the notices panel: answers that match nothing, malformed payloads, errors.

@@ -254,6 +254,13 @@ impl Device {
                 self.went_offline();
                 tracing::debug!(device = %self.spec.id, %reason, "disconnected");
             }
+            SessionEvent::TakenOver { reason } => {
+                self.went_offline();
+                tracing::error!(device = %self.spec.id, %reason, "another client connected with this device's client id; not reconnecting");
+                self.note(format!(
+                    "another client took this device's session: {reason}"
+                ));
+            }
             SessionEvent::ConnectionRefused { reason, .. } => {
                 self.went_offline();
                 tracing::warn!(device = %self.spec.id, %reason, "broker refused the connection");

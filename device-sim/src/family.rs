@@ -152,6 +152,10 @@ impl Played {
             SessionEvent::Disconnected { .. } | SessionEvent::ConnectionRefused { .. } => {
                 self.set_online(false);
             }
+            SessionEvent::TakenOver { reason } => {
+                self.set_online(false);
+                tracing::error!(device = %self.id, %reason, "another client connected with this device's client id; not reconnecting");
+            }
             SessionEvent::Message(m) => {
                 for delay in self.faults.incoming(&mut self.rng) {
                     let delay = delay + self.faults.slow;

@@ -473,3 +473,64 @@ async fn answers_that_match_nothing_and_malformed_messages_are_shown_not_dropped
     browser.close().await;
     fleet.stop(T).await;
 }
+
+/// Two tabs of one browser given one client id (a duplicated tab copies the id with its session
+/// storage): the newer tab is told the id is held by another tab, stays off the broker instead of
+/// taking the session, and offers a fresh id, with which both are online.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_tabs_with_one_client_id_do_not_take_the_session_from_each_other() {
+    let broker = Broker::start(Kind::Mosquitto).await;
+    let server = StaticServer::start(dist());
+    let page = format!(
+        "{}/?broker={}&client_id=shared-tab-id",
+        server.url,
+        broker.ws_url()
+    );
+    const CONN: &str =
+        "const b = document.querySelector('[data-conn]'); return b ? b.dataset.conn : '';";
+    const ONLINE: &str =
+        "const b = document.querySelector('[data-conn]'); return b && b.dataset.conn === 'online';";
+    let browser = Browser::start().await;
+    let c = &browser.client;
+    c.goto(&page).await.unwrap();
+    browser.until("the first tab online", ONLINE, T).await;
+    let first = c.window().await.unwrap();
+    let second = c.new_window(true).await.unwrap().handle;
+    c.switch_to_window(second.clone()).await.unwrap();
+    c.goto(&page).await.unwrap();
+    let told = browser
+        .until(
+            "the second tab told the id is held",
+            "const b = document.querySelector('[data-conn]'); const e = document.querySelector('.conn-error'); return b && b.dataset.conn === 'taken-over' && e ? e.textContent : '';",
+            T,
+        )
+        .await;
+    assert!(
+        told.as_str().unwrap().contains(
+            "another tab of this browser is connected with this client id (shared-tab-id)"
+        ),
+        "{told}"
+    );
+    browser.screenshot("second-tab-told").await;
+    // Neither takes the session from the other: a few seconds later the first is online and
+    // the second still waits for the operator.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let state = || async { c.execute(CONN, vec![]).await.unwrap() };
+    assert_eq!(state().await, "taken-over");
+    c.switch_to_window(first.clone()).await.unwrap();
+    assert_eq!(state().await, "online");
+    c.switch_to_window(second).await.unwrap();
+    click(&browser, "[data-action=\"fresh-client-id\"]").await;
+    browser
+        .until("the second tab online with a new id", ONLINE, T)
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(state().await, "online");
+    c.switch_to_window(first).await.unwrap();
+    assert_eq!(
+        state().await,
+        "online",
+        "the new id took nothing from the first tab"
+    );
+    browser.close().await;
+}

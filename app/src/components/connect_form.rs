@@ -25,7 +25,7 @@ pub fn ConnectForm(initial: Settings) -> impl IntoView {
             mqtt311: mqtt311.get_untracked(),
         });
     };
-    let online = move || !matches!(link.store.conn.get(), Conn::Offline);
+    let online = move || !matches!(link.store.conn.get(), Conn::Offline | Conn::TakenOver);
     view! {
         <details class="connect" open=move || !online()>
             <summary>"Broker"</summary>

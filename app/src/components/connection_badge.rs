@@ -1,4 +1,5 @@
-//! The connection state: connecting, online, reconnecting in N s, offline; and the last error.
+//! The connection state: connecting, online, reconnecting in N s, offline, taken over by another
+//! tab (with a way out: a new client id); and the last error.
 
 use leptos::prelude::*;
 
@@ -20,9 +21,10 @@ pub fn ConnectionBadge() -> impl IntoView {
             let left = at.saturating_since(clock.0.get()).as_secs();
             format!("reconnecting in {} s", left.max(1))
         }
+        Conn::TakenOver => "client id in use elsewhere".to_owned(),
     };
     let class = move || match conn.get() {
-        Conn::Offline => "badge offline",
+        Conn::Offline | Conn::TakenOver => "badge offline",
         Conn::Connecting => "badge connecting",
         Conn::Online { .. } => "badge online",
         Conn::Reconnecting { .. } => "badge reconnecting",
@@ -34,6 +36,7 @@ pub fn ConnectionBadge() -> impl IntoView {
                 Conn::Connecting => "connecting",
                 Conn::Online { .. } => "online",
                 Conn::Reconnecting { .. } => "reconnecting",
+                Conn::TakenOver => "taken-over",
             }>{text}</span>
             <Show when=move || link.store.notices.with(|n| !n.is_empty())>
                 <a class="notice-count" href="#notices">
@@ -45,6 +48,12 @@ pub fn ConnectionBadge() -> impl IntoView {
             </Show>
             <Show when=move || link.store.conn_error.get().is_some()>
                 <span class="conn-error">{move || link.store.conn_error.get()}</span>
+            </Show>
+            <Show when=move || conn.get() == Conn::TakenOver>
+                <button type="button" data-action="fresh-client-id"
+                    on:click=move |_| link.connect_with_fresh_id()>
+                    "Connect with a new client id"
+                </button>
             </Show>
         </div>
     }

@@ -40,6 +40,15 @@ pub enum SessionEvent {
         /// [`disconnect`](super::Session::disconnect).
         reconnect_in: Option<Duration>,
     },
+    /// The broker ended the connection because another client connected with the same client id
+    /// (MQTT 5 DISCONNECT 0x8E, session taken over). The session is closed and does not
+    /// reconnect: two clients with one id would take the session from each other for ever.
+    /// [`connect`](super::Session::connect) again, best with another client id. (An MQTT 3.1.1
+    /// broker just closes the connection, which looks like any lost connection.)
+    TakenOver {
+        /// The broker's reason, with its code.
+        reason: String,
+    },
     /// A message from a subscription.
     Message(Message),
     /// A QoS 1 publish was acknowledged by the broker, or a QoS 0 publish was handed to the

@@ -151,6 +151,17 @@ impl Session {
         }
     }
 
+    /// Another client connected with this client id, and the broker handed it the session. Going
+    /// back would take it from that client, which would take it back: two tabs or two devices
+    /// with one id would knock each other off for ever. The session closes instead and says so;
+    /// [`Session::connect`] (best with another client id) starts again.
+    pub(super) fn taken_over(&mut self, reason: String) {
+        self.events.push_back(SessionEvent::CloseTransport);
+        self.teardown(false);
+        self.phase = Phase::Closed;
+        self.events.push_back(SessionEvent::TakenOver { reason });
+    }
+
     pub(super) fn close_on_request(&mut self) {
         self.events.push_back(SessionEvent::CloseTransport);
         self.teardown(false);

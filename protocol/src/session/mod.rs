@@ -564,7 +564,14 @@ impl Session {
                 let events = self.subscriptions.unsuback(packet_id);
                 self.events.extend(events);
             }
-            Received::Disconnect { reason } => self.drop_connection(now, reason, true),
+            Received::Disconnect {
+                reason,
+                taken_over: false,
+            } => self.drop_connection(now, reason, true),
+            Received::Disconnect {
+                reason,
+                taken_over: true,
+            } => self.taken_over(reason),
             Received::Unexpected(what) => {
                 self.events
                     .push_back(SessionEvent::ProtocolError(what.to_owned()));

@@ -927,6 +927,48 @@ fn missing_pingresp_closes_the_transport_and_reconnects_with_backoff() {
     }
 }
 
+#[test]
+fn a_session_taken_over_by_another_client_stays_closed() {
+    let mut h = Harness::new(config(V5));
+    h.connect(false);
+    h.take_events();
+    h.broker().send(
+        v5_0::Disconnect::builder()
+            .reason_code(DisconnectReasonCode::SessionTakenOver)
+            .build()
+            .unwrap(),
+    );
+    h.pump();
+    assert_eq!(
+        h.take_events(),
+        vec![
+            SessionEvent::CloseTransport,
+            SessionEvent::TakenOver {
+                reason: "the broker disconnected: SessionTakenOver (0x8e)".into()
+            }
+        ]
+    );
+    assert_eq!(h.session.state(), ConnectionState::Closed);
+    assert_eq!(h.session.poll_timeout(), None, "no reconnect is planned");
+    h.advance(120_000);
+    assert_eq!(h.take_events(), vec![]);
+    // Any other DISCONNECT is a lost connection, retried.
+    let mut h = Harness::new(config(V5));
+    h.connect(false);
+    h.take_events();
+    h.broker().send(
+        v5_0::Disconnect::builder()
+            .reason_code(DisconnectReasonCode::ServerShuttingDown)
+            .build()
+            .unwrap(),
+    );
+    h.pump();
+    assert!(matches!(
+        h.session.state(),
+        ConnectionState::WaitingToReconnect { .. }
+    ));
+}
+
 // ---- 5. resend after reconnect ----
 
 #[test]

@@ -346,6 +346,8 @@ pub(super) enum Received {
     /// The broker ends the connection (MQTT 5 DISCONNECT).
     Disconnect {
         reason: String,
+        /// Another client connected with this client id (0x8E, session taken over).
+        taken_over: bool,
     },
     /// A packet this client never asked for and cannot handle.
     Unexpected(&'static str),
@@ -482,6 +484,7 @@ pub(super) fn classify(packet: Packet) -> Received {
                 Some(rc) => format!("the broker disconnected: {rc} (0x{:02x})", rc as u8),
                 None => "the broker disconnected".to_owned(),
             },
+            taken_over: d.reason_code() == Some(DisconnectReasonCode::SessionTakenOver),
         },
         Packet::V5_0Auth(_) => Received::Unexpected(
             "the broker started an AUTH exchange, which this client does not use",
