@@ -30,8 +30,36 @@ enum Fault {
     Loss,
     /// 300 ms each way, plus up to 100 ms of jitter.
     Delay,
-    /// Nothing gets through for 30 s, starting as the burst is sent.
+    /// Nothing gets through for 30 s, starting just before the burst is sent.
     Partition,
+}
+
+/// The lab, or `None` (after saying why) where namespaces cannot be made.
+fn lab_or_skip() -> Option<NetLab> {
+    NetLab::start()
+        .inspect_err(|why| {
+            eprintln!("SKIPPED: no network namespace for this test ({why}); run as root");
+        })
+        .ok()
+}
+
+/// Starts `fault` on the link just before the traffic: the loss for good, the partition for 30 s
+/// (the returned task heals it). The delay is the path itself ([`path_to`]).
+fn begin(lab: &NetLab, fault: Fault) -> Option<tokio::task::JoinHandle<()>> {
+    match fault {
+        Fault::Loss => {
+            lab.lossy(0.2);
+            None
+        }
+        Fault::Delay => None,
+        Fault::Partition => {
+            let heal = lab.partition();
+            Some(tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                heal.now();
+            }))
+        }
+    }
 }
 
 /// Where a client reaches the broker's `port` across the faulty link: the broker itself, or the
@@ -52,12 +80,8 @@ async fn path_to(lab: &NetLab, fault: Fault, port: u16) -> SocketAddr {
 }
 
 async fn burst_under(fault: Fault) {
-    let mut lab = match NetLab::start() {
-        Ok(lab) => lab,
-        Err(why) => {
-            eprintln!("SKIPPED: no network namespace for this test ({why}); run as root");
-            return;
-        }
+    let Some(mut lab) = lab_or_skip() else {
+        return;
     };
     lab.start_mosquitto().await;
     let url = format!("mqtt://{}", path_to(&lab, fault, 1883).await);
@@ -76,9 +100,7 @@ async fn burst_under(fault: Fault) {
     .await
     .unwrap();
 
-    if let Fault::Loss = fault {
-        lab.lossy(0.2);
-    }
+    let healer = begin(&lab, fault);
     let started = Instant::now();
     let tids: Vec<Tid> = (0..COMMANDS)
         .map(|i| {
@@ -90,16 +112,6 @@ async fn burst_under(fault: Fault) {
             )
         })
         .collect();
-    let healer = match fault {
-        Fault::Partition => {
-            let heal = lab.partition();
-            Some(tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_secs(30)).await;
-                heal.now();
-            }))
-        }
-        _ => None,
-    };
     let finished = tokio::time::timeout(
         deadline + Duration::from_secs(10),
         op.run_until(|op| {
@@ -177,12 +189,8 @@ async fn a_burst_survives_a_30_s_partition() {
 /// link: every member ends terminal (the matrix completes), none runs it twice, and after a
 /// partition the panel and the devices are back by themselves.
 async fn panel_fan_out_under(fault: Fault) {
-    let mut lab = match NetLab::start() {
-        Ok(lab) => lab,
-        Err(why) => {
-            eprintln!("SKIPPED: no network namespace for this test ({why}); run as root");
-            return;
-        }
+    let Some(mut lab) = lab_or_skip() else {
+        return;
     };
     lab.start_mosquitto().await;
     let tcp = path_to(&lab, fault, 1883).await;
@@ -207,21 +215,9 @@ async fn panel_fan_out_under(fault: Fault) {
             t,
         )
         .await;
-    if let Fault::Loss = fault {
-        lab.lossy(0.2);
-    }
+    let healer = begin(&lab, fault);
     let started = Instant::now();
     click(&browser, "[data-action=\"fanout\"]").await;
-    let healer = match fault {
-        Fault::Partition => {
-            let heal = lab.partition();
-            Some(tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_secs(30)).await;
-                heal.now();
-            }))
-        }
-        _ => None,
-    };
     let tid = browser
         .until(
             "the matrix complete",

@@ -121,42 +121,24 @@ impl NetLab {
     /// Drops `probability` of the packets on the link, each way.
     pub fn lossy(&self, probability: f64) {
         let p = format!("{probability}");
-        for (chain, dir) in [("INPUT", "-i"), ("OUTPUT", "-o")] {
-            self.in_ns(&[
-                "iptables-legacy",
-                "-A",
-                chain,
-                dir,
-                &self.ns_if,
-                "-m",
-                "statistic",
-                "--mode",
-                "random",
-                "--probability",
-                &p,
-                "-j",
-                "DROP",
-            ])
-            .unwrap();
-        }
+        self.drop_packets(&["-m", "statistic", "--mode", "random", "--probability", &p]);
     }
 
     /// Cuts the link: every packet either way is dropped until [`Heal::now`].
     pub fn partition(&self) -> Heal {
-        for (chain, dir) in [("INPUT", "-i"), ("OUTPUT", "-o")] {
-            self.in_ns(&[
-                "iptables-legacy",
-                "-A",
-                chain,
-                dir,
-                &self.ns_if,
-                "-j",
-                "DROP",
-            ])
-            .unwrap();
-        }
+        self.drop_packets(&[]);
         Heal {
             ns: self.ns.clone(),
+        }
+    }
+
+    /// Drops the packets that `matching` selects, in both directions on the namespace's end.
+    fn drop_packets(&self, matching: &[&str]) {
+        for (chain, dir) in [("INPUT", "-i"), ("OUTPUT", "-o")] {
+            let mut rule = vec!["iptables-legacy", "-A", chain, dir, &self.ns_if];
+            rule.extend_from_slice(matching);
+            rule.extend_from_slice(&["-j", "DROP"]);
+            self.in_ns(&rule).unwrap();
         }
     }
 }
