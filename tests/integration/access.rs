@@ -6,7 +6,6 @@
 use std::time::{Duration, Instant};
 
 use device_sim::link::{now, Link};
-use device_sim::send::{self, Payload, SendRequest};
 use device_sim::transport::{BrokerUrl, Endpoint};
 use switchboard_protocol::envelope::{Outcome, Response, Status};
 use switchboard_protocol::session::{
@@ -16,7 +15,7 @@ use switchboard_protocol::tracker::{Phase, Target, Tracked};
 use switchboard_protocol::{Command, GroupId, Tid};
 
 use crate::support::broker::{Access, Broker};
-use crate::support::{dev, fleet_options, free_port, specs, start_fleet, to};
+use crate::support::{dev, fleet_options, free_port, send_command_as, specs, start_fleet, to};
 
 /// The ACL as shipped, with one group block: device1 may read floor1's requests, device2 may not.
 fn acl() -> String {
@@ -140,17 +139,7 @@ async fn send_as(
     command: Command,
     timeout: Duration,
 ) -> Tracked {
-    send::send(SendRequest {
-        endpoint: login(url, user),
-        version,
-        target,
-        payload: Payload::Command(command),
-        wait: true,
-        timeout,
-        family: None,
-    })
-    .await
-    .unwrap()
+    send_command_as(login(url, user), version, target, command, timeout).await
 }
 
 fn refusal_text(version: ProtocolVersion) -> &'static str {

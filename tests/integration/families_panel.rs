@@ -10,7 +10,7 @@ use device_sim::fleet::DeviceSpec;
 use switchboard_protocol::family::Family;
 
 use crate::families::{family_spec, one_of_each};
-use crate::panel::{card_value, click, open_panel_online};
+use crate::panel::{card_value, click, open_panel_online, turn_on_and_confirm};
 use crate::support::broker::{Broker, Kind};
 use crate::support::browser::Browser;
 use crate::support::{collect, fleet_options, publish_raw, specs, start_fleet};
@@ -98,18 +98,7 @@ async fn the_panel_finds_every_family_and_lights_each_only_when_confirmed() {
         "the history says how each was confirmed: {confirmed}"
     );
     // Switchboard's own devices are there too, and still work.
-    click(
-        &browser,
-        "[data-device=\"device1\"] [data-action=\"light\"]",
-    )
-    .await;
-    browser
-        .until(
-            "device1 confirmed on",
-            "const c = document.querySelector('[data-device=\"device1\"]'); return c.dataset.pending === 'false' && c.dataset.light === 'on';",
-            T,
-        )
-        .await;
+    turn_on_and_confirm(&browser, "device1").await;
     browser.screenshot("families-mixed-fleet").await;
     // The optimistic switch is commanded but never drawn on.
     click(

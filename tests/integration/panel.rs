@@ -71,6 +71,22 @@ pub(crate) async fn card_value(browser: &Browser, device: &str, attr: &str) -> S
     v.as_str().unwrap_or_default().to_owned()
 }
 
+/// Presses a device's light button and waits until the card shows it confirmed on.
+pub(crate) async fn turn_on_and_confirm(browser: &Browser, device: &str) {
+    click(
+        browser,
+        &format!("[data-device=\"{device}\"] [data-action=\"light\"]"),
+    )
+    .await;
+    browser
+        .until(
+            &format!("{device} confirmed on"),
+            &format!("const c = document.querySelector('[data-device=\"{device}\"]'); return c.dataset.pending === 'false' && c.dataset.light === 'on';"),
+            T,
+        )
+        .await;
+}
+
 pub(crate) async fn click(browser: &Browser, css: &str) {
     browser.find(css, T).await.click().await.unwrap();
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use device_sim::faults::Faults;
 use fantoccini::Locator;
 
-use crate::panel::{card_value, click};
+use crate::panel::{card_value, turn_on_and_confirm};
 use crate::support::broker::{Access, Broker};
 use crate::support::browser::{dist, Browser, StaticServer};
 use crate::support::certs::TestPki;
@@ -141,18 +141,7 @@ async fn the_panel_logs_in_over_wss_and_commands_devices_under_the_acl() {
             T,
         )
         .await;
-    click(
-        &browser,
-        "[data-device=\"device1\"] [data-action=\"light\"]",
-    )
-    .await;
-    browser
-        .until(
-            "device1 confirmed on",
-            "const c = document.querySelector('[data-device=\"device1\"]'); return c.dataset.pending === 'false' && c.dataset.light === 'on';",
-            T,
-        )
-        .await;
+    turn_on_and_confirm(&browser, "device1").await;
     assert_eq!(card_value(&browser, "device2", "data-light").await, "off");
     browser.screenshot("secure-online").await;
 

@@ -76,9 +76,20 @@ pub async fn send_command(
     command: Command,
     timeout: Duration,
 ) -> Tracked {
+    send_command_as(endpoint(url), ProtocolVersion::V5, target, command, timeout).await
+}
+
+/// [`send_command`] through `endpoint` (credentials, TLS), offering `version` first.
+pub async fn send_command_as(
+    endpoint: Endpoint,
+    version: ProtocolVersion,
+    target: Target,
+    command: Command,
+    timeout: Duration,
+) -> Tracked {
     send::send(SendRequest {
-        endpoint: endpoint(url),
-        version: ProtocolVersion::V5,
+        endpoint,
+        version,
         target,
         payload: Payload::Command(command),
         wait: true,
