@@ -29,6 +29,7 @@
 //! [`TrackerEvent::Forgotten`] each; outstanding commands never are.
 //!
 
+mod answers;
 mod model;
 mod presence;
 mod query;
@@ -43,11 +44,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 
 use crate::command::Command;
-use crate::envelope::{
-    decode_response, IncomingResponse, Outcome, Request, Response, Tid, VERSION,
-};
-use crate::error::DecodeError;
-use crate::family::confirm::ConfirmedBy;
+use crate::envelope::{Request, Tid, VERSION};
 use crate::time::Timestamp;
 use crate::topic::{self, DeviceId};
 
@@ -357,147 +354,6 @@ impl CommandTracker {
                 });
             }
         }
-    }
-
-    /// A payload on one of `device`'s answer or presence topics could not be decoded.
-    pub fn handle_malformed(&mut self, device: &DeviceId, error: DecodeError) {
-        self.events.push_back(TrackerEvent::Malformed {
-            device: device.clone(),
-            error,
-        });
-    }
-
-    /// A message arrived on `cmd/<device>/resp` (the Switchboard envelope or the text form).
-    pub fn handle_response(&mut self, device: &DeviceId, payload: &[u8], now: Timestamp) {
-        match decode_response(payload) {
-            Ok(answer) => self.handle_answer(device, answer, now),
-            Err(error) => self.handle_malformed(device, error),
-        }
-    }
-
-    /// An answer from `device`, decoded.
-    pub fn handle_answer(&mut self, device: &DeviceId, answer: IncomingResponse, now: Timestamp) {
-        match answer {
-            IncomingResponse::Envelope(r) => self.reconcile(device, r, now),
-            IncomingResponse::Text(t) => {
-                let outstanding = self.text_outstanding.get(device).map_or(0, Vec::len);
-                let Some(tid) = self
-                    .text_outstanding
-                    .get_mut(device)
-                    .filter(|v| !v.is_empty())
-                    .map(|v| v.remove(0))
-                else {
-                    self.events.push_back(TrackerEvent::Unmatched {
-                        device: device.clone(),
-                        why: Unmatched::NoTextCommand,
-                    });
-                    return;
-                };
-                if outstanding > 1 {
-                    self.events.push_back(TrackerEvent::Ambiguous {
-                        tid,
-                        device: device.clone(),
-                        outstanding,
-                    });
-                }
-                let cmd = self
-                    .commands
-                    .get(&tid)
-                    .map(|c| c.cmd.clone())
-                    .unwrap_or_default();
-                let outcome = if t.success {
-                    Outcome::Succeeded
-                } else {
-                    Outcome::Failed
-                };
-                let mut r = Response::new(tid, device.clone(), cmd, outcome);
-                r.result = serde_json::Value::String(t.text.clone());
-                if !t.success {
-                    r.error = Some(t.text);
-                }
-                self.reconcile(device, r, now);
-            }
-        }
-    }
-
-    fn reconcile(&mut self, device: &DeviceId, r: Response, now: Timestamp) {
-        if &r.device != device {
-            self.events.push_back(TrackerEvent::Unmatched {
-                device: device.clone(),
-                why: Unmatched::DeviceMismatch { claimed: r.device },
-            });
-            return;
-        }
-        let tid = r.tid;
-        let Some(t) = self.commands.get_mut(&tid) else {
-            self.events.push_back(TrackerEvent::Unmatched {
-                device: device.clone(),
-                why: Unmatched::UnknownTid(tid),
-            });
-            return;
-        };
-        if !t.members.contains_key(device) {
-            if matches!(t.target, Target::Group(_)) {
-                // A member that joined the group after the command was sent.
-                t.progress.expected += 1;
-                t.progress.pending += 1;
-                t.members
-                    .insert(device.clone(), Member::new(Phase::Delivered));
-            } else {
-                self.events.push_back(TrackerEvent::Unmatched {
-                    device: device.clone(),
-                    why: Unmatched::WrongDevice {
-                        tid,
-                        target: t.target.clone(),
-                    },
-                });
-                return;
-            }
-        }
-        let phase = Phase::from_outcome(&r.outcome);
-        let Some(m) = t.members.get_mut(device) else {
-            return;
-        };
-        if m.phase.is_terminal() {
-            if matches!(m.phase, Phase::TimedOut { .. } | Phase::Expired) {
-                t.progress.count(&m.phase, -1);
-                t.progress.count(&phase, 1);
-                m.phase = phase.clone();
-                m.late = true;
-                m.response = Some(r);
-                self.events.push_back(TrackerEvent::Late {
-                    tid,
-                    device: device.clone(),
-                    phase,
-                });
-            }
-            // Otherwise a duplicate answer (a replay after a retransmission): nothing new.
-            return;
-        }
-        if let Some(rtt) = rtt::karn_sample(t.attempts, m.retries, t.first_sent_at, now) {
-            rtt::record(
-                &mut self.round_trips,
-                &mut self.fleet_round_trip,
-                device,
-                rtt,
-            );
-        }
-        if std::mem::take(&mut m.retry_in_flight) {
-            self.stragglers_in_flight = self.stragglers_in_flight.saturating_sub(1);
-        }
-        t.progress.count(&m.phase, -1);
-        t.progress.count(&phase, 1);
-        m.confirmed_by = (phase == Phase::Succeeded).then_some(ConfirmedBy::Answer);
-        m.phase = phase.clone();
-        m.finished_at = Some(now);
-        m.response = Some(r);
-        t.last_answer_at = Some(now);
-        self.events.push_back(TrackerEvent::Member {
-            tid,
-            device: device.clone(),
-            phase,
-        });
-        self.finish_if_done(tid, now);
     }
 
     fn finish_if_done(&mut self, tid: Tid, now: Timestamp) {
