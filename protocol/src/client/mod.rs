@@ -16,7 +16,7 @@
 //! Devices of other families (Tasmota, Shelly, Zigbee2MQTT, ESPHome, Home Assistant discovery) are
 //! added by address ([`Client::add_device`]) or found by [`Client::discover`]. Their commands go
 //! through the same tracker (a TID each, the same deadlines and retransmission) but are encoded in
-//! the family's dialect, and they are confirmed by the family's evidence: see `families.rs` and
+//! the family's dialect, and they are confirmed by the family's evidence: see `families/` and
 //! [`crate::family::confirm`].
 
 mod dialect;

@@ -4,6 +4,7 @@ use super::*;
 use crate::family::shelly::Shelly;
 use crate::family::tasmota::Tasmota;
 use crate::family::zigbee2mqtt::Zigbee2mqtt;
+use crate::family::Observation;
 
 fn tid(n: u64) -> Tid {
     Tid::random(&mut fastrand::Rng::with_seed(n))
