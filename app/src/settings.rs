@@ -97,14 +97,14 @@ impl Settings {
     /// another tab (or client) took, having the same id (a duplicated tab copies its session
     /// storage, and so its id).
     pub fn with_fresh_client_id(mut self) -> Settings {
-        self.client_id.clear();
         let id = random_id("panel");
-        if let Some(st) = storage(true) {
-            let _ = st.set_item(CLIENT_ID_KEY, &id);
-        }
-        // Without the tab's storage, the id goes in the settings themselves.
-        if storage(true).is_none() {
-            self.client_id = id;
+        match storage(true) {
+            Some(st) => {
+                let _ = st.set_item(CLIENT_ID_KEY, &id);
+                self.client_id.clear();
+            }
+            // Without the tab's storage, the id goes in the settings themselves.
+            None => self.client_id = id,
         }
         self
     }

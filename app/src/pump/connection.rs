@@ -71,7 +71,7 @@ impl Pump {
         let Some(session) = self.client.session() else {
             return;
         };
-        let mine = session.config().client_id.clone();
+        let mine = self.client_id();
         let active = !matches!(
             session.state(),
             ConnectionState::Idle | ConnectionState::Closed
@@ -131,10 +131,7 @@ impl Pump {
             SessionEvent::TakenOver { reason } => {
                 let msg = format!(
                     "another tab or client connected with this client id ({}), and the broker gave it the session: {reason}",
-                    self.settings
-                        .as_ref()
-                        .map(Settings::effective_client_id)
-                        .unwrap_or_default()
+                    self.client_id()
                 );
                 self.projection.note("error", t, msg.clone());
                 self.conn_error = Some(msg);
@@ -161,6 +158,14 @@ impl Pump {
             ),
             _ => {}
         }
+    }
+
+    /// The client id the session connects with ('' before the first connect).
+    fn client_id(&self) -> String {
+        self.client
+            .session()
+            .map(|s| s.config().client_id.clone())
+            .unwrap_or_default()
     }
 
     pub(super) fn open_socket(&mut self, t: Timestamp) {

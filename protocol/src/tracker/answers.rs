@@ -8,7 +8,8 @@ use crate::family::confirm::ConfirmedBy;
 use crate::time::Timestamp;
 use crate::topic::DeviceId;
 
-use super::{rtt, CommandTracker, Member, Phase, Target, TrackerEvent, Unmatched};
+use super::conclude::Conclusion;
+use super::{CommandTracker, Member, Phase, Target, TrackerEvent, Unmatched};
 
 impl CommandTracker {
     /// A payload on one of `device`'s answer or presence topics could not be decoded.
@@ -112,43 +113,23 @@ impl CommandTracker {
         };
         if m.phase.is_terminal() {
             if matches!(m.phase, Phase::TimedOut { .. } | Phase::Expired) {
-                t.progress.count(&m.phase, -1);
-                t.progress.count(&phase, 1);
-                m.phase = phase.clone();
-                m.late = true;
-                m.response = Some(r);
-                self.events.push_back(TrackerEvent::Late {
-                    tid,
-                    device: device.clone(),
+                let late = Conclusion {
                     phase,
-                });
+                    confirmed_by: None,
+                    response: Some(r),
+                    round_trip: false,
+                };
+                self.conclude_late(tid, device, late);
             }
             // Otherwise a duplicate answer (a replay after a retransmission): nothing new.
             return;
         }
-        if let Some(rtt) = rtt::karn_sample(t.attempts, m.retries, t.first_sent_at, now) {
-            rtt::record(
-                &mut self.round_trips,
-                &mut self.fleet_round_trip,
-                device,
-                rtt,
-            );
-        }
-        if std::mem::take(&mut m.retry_in_flight) {
-            self.stragglers_in_flight = self.stragglers_in_flight.saturating_sub(1);
-        }
-        t.progress.count(&m.phase, -1);
-        t.progress.count(&phase, 1);
-        m.confirmed_by = (phase == Phase::Succeeded).then_some(ConfirmedBy::Answer);
-        m.phase = phase.clone();
-        m.finished_at = Some(now);
-        m.response = Some(r);
-        t.last_answer_at = Some(now);
-        self.events.push_back(TrackerEvent::Member {
-            tid,
-            device: device.clone(),
+        let answered = Conclusion {
+            confirmed_by: (phase == Phase::Succeeded).then_some(ConfirmedBy::Answer),
             phase,
-        });
-        self.finish_if_done(tid, now);
+            response: Some(r),
+            round_trip: true,
+        };
+        self.conclude(tid, device, answered, now);
     }
 }

@@ -30,6 +30,7 @@
 //!
 
 mod answers;
+mod conclude;
 mod model;
 mod presence;
 mod query;

@@ -7,7 +7,8 @@ use crate::family::confirm::ConfirmedBy;
 use crate::time::Timestamp;
 use crate::topic::DeviceId;
 
-use super::{rtt, CommandTracker, Phase, TrackerEvent};
+use super::conclude::Conclusion;
+use super::{CommandTracker, Phase};
 
 /// How the application settled one member; see [`CommandTracker::settle`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,47 +95,27 @@ impl CommandTracker {
             let late = matches!(m.phase, Phase::TimedOut { .. } | Phase::Expired)
                 && matches!(phase, Phase::Succeeded | Phase::Contradicted { .. });
             if late {
-                t.progress.count(&m.phase, -1);
-                t.progress.count(&phase, 1);
-                m.phase = phase.clone();
-                m.confirmed_by = confirmed_by;
-                m.late = true;
-                self.events.push_back(TrackerEvent::Late {
-                    tid,
-                    device: device.clone(),
+                let late = Conclusion {
                     phase,
-                });
+                    confirmed_by,
+                    response: None,
+                    round_trip: false,
+                };
+                self.conclude_late(tid, device, late);
             }
             return;
         }
-        let sample = rtt::karn_sample(t.attempts, m.retries, t.first_sent_at, now);
-        if let Some(rtt) = sample.filter(|_| phase == Phase::Succeeded) {
-            rtt::record(
-                &mut self.round_trips,
-                &mut self.fleet_round_trip,
-                device,
-                rtt,
-            );
-        }
-        if std::mem::take(&mut m.retry_in_flight) {
-            self.stragglers_in_flight = self.stragglers_in_flight.saturating_sub(1);
-        }
-        if let Some(message) = error {
+        let response = error.map(|message| {
             let mut r = Response::new(tid, device.clone(), t.cmd.clone(), Outcome::Failed);
             r.error = Some(message);
-            m.response = Some(r);
-        }
-        t.progress.count(&m.phase, -1);
-        t.progress.count(&phase, 1);
-        m.phase = phase.clone();
-        m.confirmed_by = confirmed_by;
-        m.finished_at = Some(now);
-        t.last_answer_at = Some(now);
-        self.events.push_back(TrackerEvent::Member {
-            tid,
-            device: device.clone(),
-            phase,
+            r
         });
-        self.finish_if_done(tid, now);
+        let settled = Conclusion {
+            round_trip: phase == Phase::Succeeded,
+            phase,
+            confirmed_by,
+            response,
+        };
+        self.conclude(tid, device, settled, now);
     }
 }
